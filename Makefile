@@ -1,0 +1,26 @@
+# Quick start: `make demo` and `make test` install missing Debian packages, configure, build and run.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+
+.PHONY: all deps configure build demo test clean
+
+all: build
+
+deps:
+	bash cmake/install-deps.sh
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DGRPO_BUILD_TESTS=ON -DGRPO_BUILD_EXAMPLES=ON $(CMAKE_ARGS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	$(BUILD_DIR)/examples/loss_from_tensors
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD_DIR)

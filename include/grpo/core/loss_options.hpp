@@ -1,0 +1,128 @@
+#pragma once
+// Options of the clipped-ratio policy loss (grpo-math.md §3-§5). Torch-free, so configs can hold them.
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "grpo/detail/json_fields.hpp"
+
+namespace grpo {
+
+/// Per-token loss and aggregation variant, spelled as TRL's `loss_type`.
+enum class LossType { grpo, bnpo, dr_grpo, dapo, cispo, sapo, luspo };
+
+/// Whether the importance ratio is per token or one geometric mean per sequence (GSPO).
+enum class ImportanceSampling { token, sequence };
+
+/// Options of policy_loss; defaults are TRL's.
+struct LossOptions {
+  /// Per-token loss and aggregation (grpo-math.md §4-§5).
+  LossType loss_type = LossType::dapo;
+  /// epsilon_low: lower clip 1 - epsilon.
+  double epsilon = 0.2;
+  /// Upper clip 1 + epsilon_high (unset: epsilon). For cispo, the absolute cap on the ratio (recommended 5.0).
+  std::optional<double> epsilon_high;
+  /// Two-sided clip: the unclipped ratio is capped at delta (must exceed 1 + epsilon_high). Unset: off.
+  std::optional<double> delta;
+  /// KL coefficient against the reference model (k3 estimator); 0 disables the KL term.
+  double beta = 0.0;
+  /// Token-level ratio [B,T] or sequence-level geometric-mean ratio [B,1].
+  ImportanceSampling importance_sampling_level = ImportanceSampling::token;
+  /// Completion-length budget, the dr_grpo normaliser.
+  int64_t max_completion_length = 512;
+  /// sapo temperatures for positive and non-positive advantages.
+  double sapo_temperature_pos = 1.0, sapo_temperature_neg = 1.05;
+  /// Multiply the k3 KL by the importance ratio (corrects its bias off-policy).
+  bool use_bias_correction_kl = false;
+
+  /// The effective upper clip: epsilon_high if set, else epsilon.
+  double epsilon_high_or_low() const { return epsilon_high.value_or(epsilon); }
+
+  /// Throws std::invalid_argument naming the first bad field.
+  void validate() const {
+    const std::string where = "grpo::LossOptions: ";
+    if (!std::isfinite(epsilon) || epsilon < 0) {
+      throw std::invalid_argument(where + "epsilon must be finite and >= 0, got " + std::to_string(epsilon));
+    }
+    if (epsilon_high && (!std::isfinite(*epsilon_high) || *epsilon_high < 0)) {
+      throw std::invalid_argument(where + "epsilon_high must be finite and >= 0, got " +
+                                  std::to_string(*epsilon_high));
+    }
+    if (delta && !(*delta > 1.0 + epsilon_high_or_low())) {
+      throw std::invalid_argument(where + "delta must be > 1 + epsilon_high = " +
+                                  std::to_string(1.0 + epsilon_high_or_low()) + ", got " + std::to_string(*delta));
+    }
+    if (!std::isfinite(beta)) throw std::invalid_argument(where + "beta must be finite");
+    if (max_completion_length < 1) {
+      throw std::invalid_argument(where + "max_completion_length must be >= 1, got " +
+                                  std::to_string(max_completion_length));
+    }
+    if (!(sapo_temperature_pos > 0) || !(sapo_temperature_neg > 0)) {
+      throw std::invalid_argument(where + "sapo_temperature_pos and sapo_temperature_neg must be > 0");
+    }
+  }
+};
+
+namespace detail {
+inline constexpr std::array<std::pair<LossType, const char*>, 7> loss_type_names{
+    {{LossType::grpo, "grpo"},
+     {LossType::bnpo, "bnpo"},
+     {LossType::dr_grpo, "dr_grpo"},
+     {LossType::dapo, "dapo"},
+     {LossType::cispo, "cispo"},
+     {LossType::sapo, "sapo"},
+     {LossType::luspo, "luspo"}}};
+inline constexpr std::array<std::pair<ImportanceSampling, const char*>, 2> importance_sampling_names{
+    {{ImportanceSampling::token, "token"}, {ImportanceSampling::sequence, "sequence"}}};
+}  // namespace detail
+
+inline const char* to_string(LossType v) { return detail::enum_to_string(detail::loss_type_names, v); }
+inline const char* to_string(ImportanceSampling v) {
+  return detail::enum_to_string(detail::importance_sampling_names, v);
+}
+inline void to_json(nlohmann::json& j, LossType v) { j = to_string(v); }
+inline void from_json(const nlohmann::json& j, LossType& v) {
+  v = detail::enum_from_string(detail::loss_type_names, j.get<std::string>(), "loss_type");
+}
+inline void to_json(nlohmann::json& j, ImportanceSampling v) { j = to_string(v); }
+inline void from_json(const nlohmann::json& j, ImportanceSampling& v) {
+  v = detail::enum_from_string(detail::importance_sampling_names, j.get<std::string>(),
+                               "importance_sampling_level");
+}
+
+// JSON keys are TRL's option names.
+inline void to_json(nlohmann::json& j, const LossOptions& o) {
+  j = nlohmann::json{{"loss_type", o.loss_type},
+                     {"epsilon", o.epsilon},
+                     {"epsilon_high", detail::optional_to_json(o.epsilon_high)},
+                     {"delta", detail::optional_to_json(o.delta)},
+                     {"beta", o.beta},
+                     {"importance_sampling_level", o.importance_sampling_level},
+                     {"max_completion_length", o.max_completion_length},
+                     {"sapo_temperature_pos", o.sapo_temperature_pos},
+                     {"sapo_temperature_neg", o.sapo_temperature_neg},
+                     {"use_bias_correction_kl", o.use_bias_correction_kl}};
+}
+inline void from_json(const nlohmann::json& j, LossOptions& o) {
+  detail::JsonFields fields(j, "LossOptions");
+  fields.read("loss_type", o.loss_type);
+  fields.read("epsilon", o.epsilon);
+  fields.read("epsilon_high", o.epsilon_high);
+  fields.read("delta", o.delta);
+  fields.read("beta", o.beta);
+  fields.read("importance_sampling_level", o.importance_sampling_level);
+  fields.read("max_completion_length", o.max_completion_length);
+  fields.read("sapo_temperature_pos", o.sapo_temperature_pos);
+  fields.read("sapo_temperature_neg", o.sapo_temperature_neg);
+  fields.read("use_bias_correction_kl", o.use_bias_correction_kl);
+  fields.finish();
+}
+
+}  // namespace grpo
