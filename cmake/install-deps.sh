@@ -6,11 +6,8 @@ set -euo pipefail
 packages=(
   build-essential cmake make pkg-config
   libtorch-dev libgloo-dev libopenblas0-pthread
-  libeigen3-dev nlohmann-json3-dev catch2
+  libeigen3-dev nlohmann-json3-dev catch2 libbenchmark-dev
 )
-if [ "${GRPO_WITH_BENCH:-0}" = 1 ]; then
-  packages+=(libbenchmark-dev)
-fi
 
 missing=()
 for p in "${packages[@]}"; do
