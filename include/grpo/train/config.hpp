@@ -1,0 +1,442 @@
+#pragma once
+// GRPOConfig: every option of a GRPO training run, with TRL's names and defaults (grpo-math.md §7,
+// trl-grpo-survey.md §3). Torch-free: the trainer reads it, users load and save it as JSON.
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "grpo/core/advantages.hpp"
+#include "grpo/core/loss_options.hpp"
+#include "grpo/detail/atomic_file.hpp"
+#include "grpo/detail/json_fields.hpp"
+
+namespace grpo {
+
+/// Learning-rate schedule after warmup, spelled as Hugging Face's `lr_scheduler_type`.
+enum class LrSchedulerType { constant, linear, cosine };
+
+/// Options of a GRPO run. Defaults are TRL's GRPOConfig defaults unless a comment says otherwise.
+struct GRPOConfig {
+  // ---- generation ----
+  /// G: completions sampled per prompt (>= 2); each prompt's G rows are consecutive.
+  int num_generations = 8;
+  /// Prompt tokens kept; longer prompts are truncated from the left (their end is kept).
+  int64_t max_prompt_length = 512;
+  /// Maximum completion tokens generated per prompt; also the dr_grpo normaliser.
+  int64_t max_completion_length = 512;
+  /// Sampling temperature (> 0); also divides the logits of every log-prob computation (grpo-math.md §2).
+  double temperature = 1.0;
+  /// Nucleus sampling mass in (0, 1]; 1 disables it.
+  double top_p = 1.0;
+  /// Keep only the top_k most likely tokens; 0 disables it.
+  int top_k = 0;
+  /// Drop tokens whose probability is below min_p times the top token's, in [0, 1]; unset disables it.
+  std::optional<double> min_p;
+  /// Penalty (> 0) dividing the logits of tokens already present; 1 disables it.
+  double repetition_penalty = 1.0;
+
+  // ---- algorithm / loss (grpo-math.md §3-§5) ----
+  /// KL coefficient against the reference model; 0 means no reference model is needed.
+  double beta = 0.0;
+  /// mu: optimisation passes over each generation batch (old log-probs are computed when > 1).
+  int num_iterations = 1;
+  /// Lower clip: the ratio is clipped at 1 - epsilon.
+  double epsilon = 0.2;
+  /// Upper clip 1 + epsilon_high (unset: epsilon); DAPO uses 0.28, cispo an absolute cap such as 5.0.
+  std::optional<double> epsilon_high;
+  /// Two-sided clip of the unclipped ratio (INTELLECT-2); must exceed 1 + epsilon_high. Unset: off.
+  std::optional<double> delta;
+  /// Per-token loss and aggregation variant.
+  LossType loss_type = LossType::dapo;
+  /// Token-level ratio, or one ratio per sequence (GSPO).
+  ImportanceSampling importance_sampling_level = ImportanceSampling::token;
+  /// Divisor of the centred rewards: group std, batch std or none (Dr. GRPO).
+  ScaleRewards scale_rewards = ScaleRewards::group;
+  /// How several reward functions combine (sum_then_normalize, or GDPO's normalize_then_sum).
+  RewardAggregation multi_objective_aggregation = RewardAggregation::sum_then_normalize;
+  /// One weight per reward function; empty means all ones.
+  std::vector<double> reward_weights;
+  /// Rows that did not end with EOS get an all-zero completion mask (DAPO overlong filtering).
+  bool mask_truncated_completions = false;
+  /// TR-DPO: mix the policy into the reference model every ref_model_sync_steps steps (needs beta != 0).
+  bool sync_ref_model = false;
+  /// alpha of ref <- alpha * policy + (1 - alpha) * ref, in [0, 1].
+  double ref_model_mixup_alpha = 0.6;
+  /// Optimizer steps between reference-model syncs.
+  int64_t ref_model_sync_steps = 512;
+  /// Multiply the k3 KL by the importance ratio.
+  bool use_bias_correction_kl = false;
+  /// sapo temperature for positive advantages.
+  double sapo_temperature_pos = 1.0;
+  /// sapo temperature for non-positive advantages.
+  double sapo_temperature_neg = 1.05;
+
+  // ---- optimizer and schedule (AdamW) ----
+  /// Peak learning rate (TRL overrides Hugging Face's 5e-5 with 1e-6).
+  double learning_rate = 1e-6;
+  /// AdamW beta1.
+  double adam_beta1 = 0.9;
+  /// AdamW beta2.
+  double adam_beta2 = 0.999;
+  /// AdamW epsilon.
+  double adam_epsilon = 1e-8;
+  /// AdamW decoupled weight decay.
+  double weight_decay = 0.0;
+  /// Schedule after warmup: constant, linear decay to 0, or cosine decay to 0 (Hugging Face default: linear).
+  LrSchedulerType lr_scheduler_type = LrSchedulerType::linear;
+  /// Linear warmup steps from 0 to learning_rate; when 0, warmup_ratio decides.
+  int64_t warmup_steps = 0;
+  /// Warmup as a fraction of the total optimizer steps, in [0, 1] (used when warmup_steps is 0).
+  double warmup_ratio = 0.0;
+  /// Clip the global gradient norm to this value; 0 disables clipping.
+  double max_grad_norm = 1.0;
+
+  // ---- batching ----
+  /// Completions (rows) per micro-batch per process.
+  int per_device_train_batch_size = 8;
+  /// Micro-batches whose gradients accumulate into one optimizer step.
+  int gradient_accumulation_steps = 1;
+  /// Micro-batches per generation batch; unset means gradient_accumulation_steps.
+  std::optional<int> steps_per_generation;
+  /// Data-parallel processes (P); the generation batch spans all of them.
+  int num_processes = 1;
+  /// Shuffle the prompts each epoch (with `seed`); false keeps the dataset order.
+  bool shuffle_dataset = true;
+
+  // ---- length of the run ----
+  /// Total optimizer steps; -1 means derive them from num_train_epochs.
+  int64_t max_steps = -1;
+  /// Passes over the prompt dataset when max_steps is -1 (fractions allowed).
+  double num_train_epochs = 3.0;
+  /// Seed of the prompt shuffle, sampling and initialisation.
+  uint64_t seed = 42;
+
+  // ---- DAPO dynamic sampling (off in TRL; grpo-math.md §8) ----
+  /// Drop groups whose rewards are all equal and generate more until the generation batch is full.
+  bool dynamic_sampling = false;
+  /// Extra generation rounds per step before training on a partly filled batch (the shortfall is logged).
+  int max_dynamic_sampling_retries = 4;
+
+  // ---- logging, evaluation, checkpoints ----
+  /// Optimizer steps between log lines and metrics.jsonl records.
+  int64_t logging_steps = 10;
+  /// Optimizer steps between checkpoints; 0 disables periodic checkpoints.
+  int64_t save_steps = 500;
+  /// Keep at most this many checkpoints (oldest removed first); unset keeps all.
+  std::optional<int> save_total_limit;
+  /// Optimizer steps between evaluations when the trainer has an eval dataset; unset means logging_steps.
+  std::optional<int64_t> eval_steps;
+  /// Directory of metrics.jsonl, completions.jsonl, the chart, the config and checkpoints.
+  std::string output_dir = "grpo_output";
+  /// Append every completion with its rewards and advantage to completions.jsonl (TRL's default is false).
+  bool log_completions = true;
+
+  /// Micro-batches per generation batch: steps_per_generation, or gradient_accumulation_steps when unset.
+  int effective_steps_per_generation() const { return steps_per_generation.value_or(gradient_accumulation_steps); }
+  /// Rows (completions) of one generation batch over all processes: per_device * steps_per_generation * P.
+  int64_t generation_batch_size() const {
+    return static_cast<int64_t>(per_device_train_batch_size) * effective_steps_per_generation() * num_processes;
+  }
+  /// Unique prompts per generation batch: generation_batch_size / num_generations.
+  int64_t prompts_per_generation() const { return generation_batch_size() / num_generations; }
+  /// Micro-steps that use one generation batch: steps_per_generation * num_iterations (TRL's generate_every).
+  int64_t micro_steps_per_generation() const {
+    return static_cast<int64_t>(effective_steps_per_generation()) * num_iterations;
+  }
+  /// Evaluation interval in optimizer steps (eval_steps, or logging_steps when unset).
+  int64_t effective_eval_steps() const { return eval_steps.value_or(logging_steps); }
+
+  /// The policy-loss options these settings imply (for grpo::policy_loss).
+  LossOptions loss_options() const {
+    LossOptions o;
+    o.loss_type = loss_type;
+    o.epsilon = epsilon;
+    o.epsilon_high = epsilon_high;
+    o.delta = delta;
+    o.beta = beta;
+    o.importance_sampling_level = importance_sampling_level;
+    o.max_completion_length = max_completion_length;
+    o.sapo_temperature_pos = sapo_temperature_pos;
+    o.sapo_temperature_neg = sapo_temperature_neg;
+    o.use_bias_correction_kl = use_bias_correction_kl;
+    return o;
+  }
+
+  /// The advantage options these settings imply (for grpo::compute_advantages).
+  AdvantageOptions advantage_options() const {
+    AdvantageOptions o;
+    o.num_generations = num_generations;
+    o.scale_rewards = scale_rewards;
+    o.aggregation = multi_objective_aggregation;
+    o.weights = reward_weights;
+    return o;
+  }
+
+  /// Throws std::invalid_argument naming the first bad field, its value and how to fix it.
+  void validate() const;
+};
+
+namespace detail {
+inline constexpr std::array<std::pair<LrSchedulerType, const char*>, 3> lr_scheduler_type_names{
+    {{LrSchedulerType::constant, "constant"}, {LrSchedulerType::linear, "linear"}, {LrSchedulerType::cosine, "cosine"}}};
+
+// Shortest text that reads back as the same double ("0.1", not "0.100000").
+inline std::string format_number(double value) {
+  std::ostringstream out;
+  out.precision(17);
+  out << value;
+  std::string text = out.str();
+  for (int precision = 1; precision < 17; ++precision) {
+    std::ostringstream shorter;
+    shorter.precision(precision);
+    shorter << value;
+    if (std::stod(shorter.str()) == value || std::isnan(value)) return shorter.str();
+  }
+  return text;
+}
+
+[[noreturn]] inline void config_error(const std::string& message) {
+  throw std::invalid_argument("grpo::GRPOConfig: " + message);
+}
+}  // namespace detail
+
+inline const char* to_string(LrSchedulerType v) { return detail::enum_to_string(detail::lr_scheduler_type_names, v); }
+inline void to_json(nlohmann::json& j, LrSchedulerType v) { j = to_string(v); }
+inline void from_json(const nlohmann::json& j, LrSchedulerType& v) {
+  v = detail::enum_from_string(detail::lr_scheduler_type_names, j.get<std::string>(), "lr_scheduler_type");
+}
+
+inline void GRPOConfig::validate() const {
+  using detail::config_error;
+  using detail::format_number;
+  auto positive = [](const char* name, int64_t value) {
+    if (value < 1) config_error(std::string(name) + " must be >= 1, got " + std::to_string(value));
+  };
+  if (num_generations < 2) {
+    config_error("num_generations must be >= 2 (advantages compare completions of the same prompt), got " +
+                 std::to_string(num_generations));
+  }
+  positive("per_device_train_batch_size", per_device_train_batch_size);
+  positive("gradient_accumulation_steps", gradient_accumulation_steps);
+  if (steps_per_generation) positive("steps_per_generation", *steps_per_generation);
+  positive("num_processes", num_processes);
+  positive("num_iterations", num_iterations);
+  positive("max_prompt_length", max_prompt_length);
+  positive("max_completion_length", max_completion_length);
+  if (generation_batch_size() % num_generations != 0) {
+    config_error("the generation batch (per_device_train_batch_size * steps_per_generation * num_processes = " +
+                 std::to_string(per_device_train_batch_size) + " * " +
+                 std::to_string(effective_steps_per_generation()) + " * " + std::to_string(num_processes) + " = " +
+                 std::to_string(generation_batch_size()) + ") must be divisible by num_generations = " +
+                 std::to_string(num_generations) + "; change per_device_train_batch_size, steps_per_generation " +
+                 "(or gradient_accumulation_steps) or num_generations");
+  }
+  if (!(temperature > 0) || !std::isfinite(temperature)) {
+    config_error("temperature must be finite and > 0, got " + format_number(temperature));
+  }
+  if (!(top_p > 0 && top_p <= 1)) config_error("top_p must be in (0, 1], got " + format_number(top_p));
+  if (top_k < 0) config_error("top_k must be >= 0 (0 disables it), got " + std::to_string(top_k));
+  if (min_p && !(*min_p >= 0 && *min_p <= 1)) {
+    config_error("min_p must be in [0, 1] or null, got " + format_number(*min_p));
+  }
+  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty)) {
+    config_error("repetition_penalty must be finite and > 0 (1 disables it), got " + format_number(repetition_penalty));
+  }
+  if (!(beta >= 0) || !std::isfinite(beta)) config_error("beta must be finite and >= 0, got " + format_number(beta));
+  if (sync_ref_model && beta == 0) {
+    config_error("sync_ref_model = true needs a reference model, but beta = 0; set beta > 0 or sync_ref_model = false");
+  }
+  if (!(ref_model_mixup_alpha >= 0 && ref_model_mixup_alpha <= 1)) {
+    config_error("ref_model_mixup_alpha must be in [0, 1], got " + format_number(ref_model_mixup_alpha));
+  }
+  positive("ref_model_sync_steps", ref_model_sync_steps);
+  for (std::size_t k = 0; k < reward_weights.size(); ++k) {
+    if (!std::isfinite(reward_weights[k])) {
+      config_error("reward_weights[" + std::to_string(k) + "] must be finite, got " + format_number(reward_weights[k]));
+    }
+  }
+  if (!(learning_rate >= 0) || !std::isfinite(learning_rate)) {
+    config_error("learning_rate must be finite and >= 0, got " + format_number(learning_rate));
+  }
+  if (!(adam_beta1 >= 0 && adam_beta1 < 1)) config_error("adam_beta1 must be in [0, 1), got " + format_number(adam_beta1));
+  if (!(adam_beta2 >= 0 && adam_beta2 < 1)) config_error("adam_beta2 must be in [0, 1), got " + format_number(adam_beta2));
+  if (!(adam_epsilon > 0)) config_error("adam_epsilon must be > 0, got " + format_number(adam_epsilon));
+  if (!(weight_decay >= 0) || !std::isfinite(weight_decay)) {
+    config_error("weight_decay must be finite and >= 0, got " + format_number(weight_decay));
+  }
+  if (warmup_steps < 0) config_error("warmup_steps must be >= 0, got " + std::to_string(warmup_steps));
+  if (!(warmup_ratio >= 0 && warmup_ratio <= 1)) {
+    config_error("warmup_ratio must be in [0, 1], got " + format_number(warmup_ratio));
+  }
+  if (!(max_grad_norm >= 0)) {
+    config_error("max_grad_norm must be >= 0 (0 disables clipping), got " + format_number(max_grad_norm));
+  }
+  if (max_steps == 0 || max_steps < -1) {
+    config_error("max_steps must be >= 1, or -1 to train for num_train_epochs, got " + std::to_string(max_steps));
+  }
+  if (max_steps == -1 && !(num_train_epochs > 0 && std::isfinite(num_train_epochs))) {
+    config_error("max_steps = -1 and num_train_epochs = " + format_number(num_train_epochs) +
+                 ": the run has no length; set max_steps >= 1 or num_train_epochs > 0");
+  }
+  if (dynamic_sampling && max_dynamic_sampling_retries < 0) {
+    config_error("max_dynamic_sampling_retries must be >= 0, got " + std::to_string(max_dynamic_sampling_retries));
+  }
+  positive("logging_steps", logging_steps);
+  if (save_steps < 0) config_error("save_steps must be >= 0 (0 disables checkpoints), got " + std::to_string(save_steps));
+  if (save_total_limit) positive("save_total_limit", *save_total_limit);
+  if (eval_steps) positive("eval_steps", *eval_steps);
+  if (output_dir.empty()) config_error("output_dir must not be empty");
+  try {
+    loss_options().validate();
+  } catch (const std::invalid_argument& e) {
+    config_error(std::string("loss options: ") + e.what());
+  }
+}
+
+// JSON keys are TRL's option names; every field is written, null for unset optionals.
+inline void to_json(nlohmann::json& j, const GRPOConfig& c) {
+  j = nlohmann::json::object();
+  j["num_generations"] = c.num_generations;
+  j["max_prompt_length"] = c.max_prompt_length;
+  j["max_completion_length"] = c.max_completion_length;
+  j["temperature"] = c.temperature;
+  j["top_p"] = c.top_p;
+  j["top_k"] = c.top_k;
+  j["min_p"] = detail::optional_to_json(c.min_p);
+  j["repetition_penalty"] = c.repetition_penalty;
+  j["beta"] = c.beta;
+  j["num_iterations"] = c.num_iterations;
+  j["epsilon"] = c.epsilon;
+  j["epsilon_high"] = detail::optional_to_json(c.epsilon_high);
+  j["delta"] = detail::optional_to_json(c.delta);
+  j["loss_type"] = c.loss_type;
+  j["importance_sampling_level"] = c.importance_sampling_level;
+  j["scale_rewards"] = c.scale_rewards;
+  j["multi_objective_aggregation"] = c.multi_objective_aggregation;
+  j["reward_weights"] = c.reward_weights;
+  j["mask_truncated_completions"] = c.mask_truncated_completions;
+  j["sync_ref_model"] = c.sync_ref_model;
+  j["ref_model_mixup_alpha"] = c.ref_model_mixup_alpha;
+  j["ref_model_sync_steps"] = c.ref_model_sync_steps;
+  j["use_bias_correction_kl"] = c.use_bias_correction_kl;
+  j["sapo_temperature_pos"] = c.sapo_temperature_pos;
+  j["sapo_temperature_neg"] = c.sapo_temperature_neg;
+  j["learning_rate"] = c.learning_rate;
+  j["adam_beta1"] = c.adam_beta1;
+  j["adam_beta2"] = c.adam_beta2;
+  j["adam_epsilon"] = c.adam_epsilon;
+  j["weight_decay"] = c.weight_decay;
+  j["lr_scheduler_type"] = c.lr_scheduler_type;
+  j["warmup_steps"] = c.warmup_steps;
+  j["warmup_ratio"] = c.warmup_ratio;
+  j["max_grad_norm"] = c.max_grad_norm;
+  j["per_device_train_batch_size"] = c.per_device_train_batch_size;
+  j["gradient_accumulation_steps"] = c.gradient_accumulation_steps;
+  j["steps_per_generation"] = detail::optional_to_json(c.steps_per_generation);
+  j["num_processes"] = c.num_processes;
+  j["shuffle_dataset"] = c.shuffle_dataset;
+  j["max_steps"] = c.max_steps;
+  j["num_train_epochs"] = c.num_train_epochs;
+  j["seed"] = c.seed;
+  j["dynamic_sampling"] = c.dynamic_sampling;
+  j["max_dynamic_sampling_retries"] = c.max_dynamic_sampling_retries;
+  j["logging_steps"] = c.logging_steps;
+  j["save_steps"] = c.save_steps;
+  j["save_total_limit"] = detail::optional_to_json(c.save_total_limit);
+  j["eval_steps"] = detail::optional_to_json(c.eval_steps);
+  j["output_dir"] = c.output_dir;
+  j["log_completions"] = c.log_completions;
+}
+
+// Missing keys keep their defaults; an unknown key or a wrong type is an error naming it. Call validate() after.
+inline void from_json(const nlohmann::json& j, GRPOConfig& c) {
+  detail::JsonFields f(j, "GRPOConfig");
+  f.read("num_generations", c.num_generations);
+  f.read("max_prompt_length", c.max_prompt_length);
+  f.read("max_completion_length", c.max_completion_length);
+  f.read("temperature", c.temperature);
+  f.read("top_p", c.top_p);
+  f.read("top_k", c.top_k);
+  f.read("min_p", c.min_p);
+  f.read("repetition_penalty", c.repetition_penalty);
+  f.read("beta", c.beta);
+  f.read("num_iterations", c.num_iterations);
+  f.read("epsilon", c.epsilon);
+  f.read("epsilon_high", c.epsilon_high);
+  f.read("delta", c.delta);
+  f.read("loss_type", c.loss_type);
+  f.read("importance_sampling_level", c.importance_sampling_level);
+  f.read("scale_rewards", c.scale_rewards);
+  f.read("multi_objective_aggregation", c.multi_objective_aggregation);
+  f.read("reward_weights", c.reward_weights);
+  f.read("mask_truncated_completions", c.mask_truncated_completions);
+  f.read("sync_ref_model", c.sync_ref_model);
+  f.read("ref_model_mixup_alpha", c.ref_model_mixup_alpha);
+  f.read("ref_model_sync_steps", c.ref_model_sync_steps);
+  f.read("use_bias_correction_kl", c.use_bias_correction_kl);
+  f.read("sapo_temperature_pos", c.sapo_temperature_pos);
+  f.read("sapo_temperature_neg", c.sapo_temperature_neg);
+  f.read("learning_rate", c.learning_rate);
+  f.read("adam_beta1", c.adam_beta1);
+  f.read("adam_beta2", c.adam_beta2);
+  f.read("adam_epsilon", c.adam_epsilon);
+  f.read("weight_decay", c.weight_decay);
+  f.read("lr_scheduler_type", c.lr_scheduler_type);
+  f.read("warmup_steps", c.warmup_steps);
+  f.read("warmup_ratio", c.warmup_ratio);
+  f.read("max_grad_norm", c.max_grad_norm);
+  f.read("per_device_train_batch_size", c.per_device_train_batch_size);
+  f.read("gradient_accumulation_steps", c.gradient_accumulation_steps);
+  f.read("steps_per_generation", c.steps_per_generation);
+  f.read("num_processes", c.num_processes);
+  f.read("shuffle_dataset", c.shuffle_dataset);
+  f.read("max_steps", c.max_steps);
+  f.read("num_train_epochs", c.num_train_epochs);
+  f.read("seed", c.seed);
+  f.read("dynamic_sampling", c.dynamic_sampling);
+  f.read("max_dynamic_sampling_retries", c.max_dynamic_sampling_retries);
+  f.read("logging_steps", c.logging_steps);
+  f.read("save_steps", c.save_steps);
+  f.read("save_total_limit", c.save_total_limit);
+  f.read("eval_steps", c.eval_steps);
+  f.read("output_dir", c.output_dir);
+  f.read("log_completions", c.log_completions);
+  f.finish();
+}
+
+/// Reads a GRPOConfig from a JSON file (strict keys) and validates it; errors name the file.
+inline GRPOConfig load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("grpo::load_config: cannot open '" + path + "'");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::invalid_argument("grpo::load_config: '" + path + "' is not valid JSON: " + e.what());
+  }
+  GRPOConfig config;
+  try {
+    config = j.get<GRPOConfig>();
+    config.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("grpo::load_config: '" + path + "': " + e.what());
+  }
+  return config;
+}
+
+/// Writes the config as indented JSON, atomically (a crash leaves the old file or the new one).
+inline void save_config(const GRPOConfig& config, const std::string& path) {
+  detail::atomic_write_file(path, nlohmann::json(config).dump(2) + "\n");
+}
+
+}  // namespace grpo
