@@ -1,0 +1,219 @@
+#pragma once
+// Prompt datasets: rows are JSON objects with a string "prompt" and any other columns (answers, test cases, ...)
+// that reach the reward functions as keyword columns. Loaded from JSONL or a JSON array. Torch-free.
+
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace grpo {
+
+namespace detail {
+
+// SplitMix64 (Steele, Lea, Flood 2014): a tiny generator whose output is identical on every platform, unlike
+// std::shuffle and std::uniform_int_distribution whose results differ between standard libraries.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  // Uniform integer in [0, bound) without modulo bias (rejection of the short top range); bound > 0.
+  uint64_t below(uint64_t bound) {
+    const uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
+    for (;;) {
+      const uint64_t r = next();
+      if (r >= threshold) return r % bound;
+    }
+  }
+
+ private:
+  uint64_t state_;
+};
+
+// A seeded permutation of 0..n-1 (Fisher-Yates), a pure function of (n, seed, stream).
+inline std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed, uint64_t stream = 0) {
+  std::vector<int64_t> order(static_cast<std::size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<std::size_t>(i)] = i;
+  SplitMix64 mixer(seed);
+  SplitMix64 rng(mixer.next() ^ (stream * 0xD1B54A32D192ED03ULL + 0x8CB92BA72F3D8DD7ULL));
+  for (int64_t i = n - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(rng.below(static_cast<uint64_t>(i) + 1));
+    std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(j)]);
+  }
+  return order;
+}
+
+// Line and column (1-based) of a byte offset in `text`, for parse errors of whole files.
+inline std::pair<std::size_t, std::size_t> line_column(const std::string& text, std::size_t offset) {
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return {line, column};
+}
+
+// Empty unless `row` is a JSON object with a string "prompt"; otherwise what is wrong and how to fix it.
+inline std::string row_problem(const nlohmann::json& row) {
+  if (!row.is_object()) {
+    return std::string("expected a JSON object like {\"prompt\": \"...\"}, got ") + row.type_name();
+  }
+  const auto prompt = row.find("prompt");
+  if (prompt == row.end()) return "row has no \"prompt\" field; every row needs a string \"prompt\"";
+  if (!prompt->is_string()) {
+    return std::string("\"prompt\" must be a string, got ") + prompt->type_name() + " " + prompt->dump();
+  }
+  return {};
+}
+
+inline bool is_blank(const std::string& line) {
+  return line.find_first_not_of(" \t\r\n") == std::string::npos;
+}
+
+}  // namespace detail
+
+/// An in-memory prompt dataset. Every row is a JSON object with a string "prompt"; other columns are free.
+class Dataset {
+ public:
+  Dataset() = default;
+
+  /// Builds a dataset from rows (for built-in tasks); a row that is not an object with a string "prompt" is an
+  /// std::invalid_argument naming its index.
+  static Dataset from_rows(std::vector<nlohmann::json> rows) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const std::string problem = detail::row_problem(rows[i]);
+      if (!problem.empty()) throw std::invalid_argument("grpo::Dataset: row " + std::to_string(i) + ": " + problem);
+    }
+    Dataset dataset;
+    dataset.rows_ = std::move(rows);
+    return dataset;
+  }
+
+  /// Number of rows (prompts).
+  std::size_t size() const { return rows_.size(); }
+  /// True when there are no rows.
+  bool empty() const { return rows_.empty(); }
+  /// Row `i` (a JSON object); out of range is std::out_of_range naming the index and the size.
+  const nlohmann::json& row(std::size_t i) const {
+    if (i >= rows_.size()) {
+      throw std::out_of_range("grpo::Dataset::row: index " + std::to_string(i) + " but the dataset has " +
+                              std::to_string(rows_.size()) + " rows");
+    }
+    return rows_[i];
+  }
+  /// The prompt text of row `i`.
+  const std::string& prompt(std::size_t i) const { return row(i).at("prompt").get_ref<const std::string&>(); }
+  /// All rows, in order.
+  const std::vector<nlohmann::json>& rows() const { return rows_; }
+  /// Union of the column names of all rows, sorted ("prompt" is always among them when non-empty).
+  std::vector<std::string> column_names() const {
+    std::set<std::string> names;
+    for (const auto& r : rows_) {
+      for (const auto& item : r.items()) names.insert(item.key());
+    }
+    return {names.begin(), names.end()};
+  }
+
+  /// Splits into {train, eval}: eval gets round(eval_fraction * size) rows chosen by a seeded shuffle (identical
+  /// on every platform); both keep the original relative order. eval_fraction must be in [0, 1].
+  std::pair<Dataset, Dataset> split(double eval_fraction, uint64_t seed) const {
+    if (!(eval_fraction >= 0.0 && eval_fraction <= 1.0)) {
+      throw std::invalid_argument("grpo::Dataset::split: eval_fraction must be in [0, 1], got " +
+                                  std::to_string(eval_fraction));
+    }
+    const auto n = static_cast<int64_t>(rows_.size());
+    const auto n_eval = static_cast<int64_t>(eval_fraction * static_cast<double>(n) + 0.5);
+    const std::vector<int64_t> order = detail::seeded_permutation(n, seed);
+    std::vector<bool> is_eval(rows_.size(), false);
+    for (int64_t k = 0; k < n_eval; ++k) is_eval[static_cast<std::size_t>(order[static_cast<std::size_t>(k)])] = true;
+    Dataset train, eval;
+    for (std::size_t i = 0; i < rows_.size(); ++i) (is_eval[i] ? eval : train).rows_.push_back(rows_[i]);
+    return {std::move(train), std::move(eval)};
+  }
+
+ private:
+  std::vector<nlohmann::json> rows_;
+};
+
+/// Loads a JSON Lines file: one JSON object per line, blank lines skipped. A malformed line, a non-object, a
+/// missing or non-string "prompt" is an std::invalid_argument starting with "<path>:<line>: ".
+inline Dataset load_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("grpo::load_jsonl: cannot open '" + path + "'");
+  std::vector<nlohmann::json> rows;
+  std::string line;
+  std::size_t line_number = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (detail::is_blank(line)) continue;
+    const std::string where = path + ":" + std::to_string(line_number) + ": ";
+    nlohmann::json row;
+    try {
+      row = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw std::invalid_argument(where + "invalid JSON (" + e.what() + "); each line must hold one JSON object");
+    }
+    const std::string problem = detail::row_problem(row);
+    if (!problem.empty()) throw std::invalid_argument(where + problem);
+    rows.push_back(std::move(row));
+  }
+  if (in.bad()) throw std::runtime_error("grpo::load_jsonl: read error on '" + path + "'");
+  return Dataset::from_rows(std::move(rows));
+}
+
+/// Loads a file holding one JSON array of row objects. A parse error names "<path>:<line>:<column>"; a bad
+/// element names its index ("<path>: element 3: ...").
+inline Dataset load_json_array(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("grpo::load_json_array: cannot open '" + path + "'");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  nlohmann::json array;
+  try {
+    array = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    const auto [line, column] = detail::line_column(text, e.byte > 0 ? e.byte - 1 : 0);
+    throw std::invalid_argument(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                                ": invalid JSON (" + e.what() + ")");
+  }
+  if (!array.is_array()) {
+    throw std::invalid_argument(path + ": expected a JSON array of row objects, got " +
+                                std::string(array.type_name()) + " (for one object per line, use a .jsonl file)");
+  }
+  std::vector<nlohmann::json> rows;
+  rows.reserve(array.size());
+  for (std::size_t i = 0; i < array.size(); ++i) {
+    const std::string problem = detail::row_problem(array[i]);
+    if (!problem.empty()) throw std::invalid_argument(path + ": element " + std::to_string(i) + ": " + problem);
+    rows.push_back(std::move(array[i]));
+  }
+  return Dataset::from_rows(std::move(rows));
+}
+
+/// Loads a dataset by extension: ".jsonl" as JSON Lines, ".json" as a JSON array; anything else is an error.
+inline Dataset load_dataset(const std::string& path) {
+  auto ends_with = [&](const std::string& suffix) {
+    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with(".jsonl")) return load_jsonl(path);
+  if (ends_with(".json")) return load_json_array(path);
+  throw std::invalid_argument("grpo::load_dataset: '" + path +
+                              "' has an unknown extension; use .jsonl (one object per line) or .json (an array)");
+}
+
+}  // namespace grpo

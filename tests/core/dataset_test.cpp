@@ -1,0 +1,104 @@
+// Dataset loading from JSONL and JSON arrays: rows, columns, and errors that name file, line and element.
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "grpo/data/dataset.hpp"
+#include "scoped_temp_dir.hpp"
+
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+
+namespace {
+std::string dataset_error(const std::string& path) {
+  try {
+    grpo::load_dataset(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST_CASE("a JSONL dataset keeps every column and skips blank lines", "[dataset]") {
+  grpo_test::ScopedTempDir dir;
+  const std::string path = dir.write("train.jsonl",
+                                     "{\"prompt\": \"2+2?\", \"answer\": \"4\"}\n"
+                                     "\n"
+                                     "   \n"
+                                     "{\"prompt\": \"3+5?\", \"answer\": \"8\", \"level\": 1}\r\n");
+  const grpo::Dataset d = grpo::load_dataset(path);
+  REQUIRE(d.size() == 2);
+  CHECK(d.prompt(0) == "2+2?");
+  CHECK(d.row(1).at("answer") == "8");
+  CHECK(d.row(1).at("level") == 1);
+  CHECK(d.column_names() == std::vector<std::string>{"answer", "level", "prompt"});
+  CHECK_THROWS_WITH(d.row(2), Contains("index 2") && Contains("2 rows"));
+}
+
+TEST_CASE("JSONL errors name the file and the line", "[dataset]") {
+  grpo_test::ScopedTempDir dir;
+  const std::string malformed = dir.write("bad.jsonl", "{\"prompt\": \"a\"}\n\n{\"prompt\": \"b\",}\n");
+  const std::string message = dataset_error(malformed);
+  CHECK_THAT(message, StartsWith(malformed + ":3: invalid JSON"));
+  CHECK_THAT(message, Contains("syntax error"));  // the parser's own words
+
+  CHECK_THAT(dataset_error(dir.write("noprompt.jsonl", "{\"prompt\": \"a\"}\n{\"question\": \"b\"}\n")),
+             Contains("noprompt.jsonl:2: row has no \"prompt\" field"));
+  CHECK_THAT(dataset_error(dir.write("number.jsonl", "{\"prompt\": 7}\n")),
+             Contains("number.jsonl:1: \"prompt\" must be a string, got number 7"));
+  CHECK_THAT(dataset_error(dir.write("array.jsonl", "[1, 2]\n")),
+             Contains("array.jsonl:1: expected a JSON object"));
+  CHECK_THAT(dataset_error(dir.file("absent.jsonl")), Contains("cannot open") && Contains("absent.jsonl"));
+}
+
+TEST_CASE("a JSON array dataset loads, and its errors name the element or the line and column", "[dataset]") {
+  grpo_test::ScopedTempDir dir;
+  const grpo::Dataset d =
+      grpo::load_dataset(dir.write("train.json", R"([{"prompt": "a", "id": 1}, {"prompt": "b", "id": 2}])"));
+  REQUIRE(d.size() == 2);
+  CHECK(d.prompt(1) == "b");
+  CHECK(d.row(0).at("id") == 1);
+
+  CHECK_THAT(dataset_error(dir.write("element.json", R"([{"prompt": "a"}, {"prompt": "b"}, {"text": "c"}])")),
+             Contains("element.json: element 2: row has no \"prompt\" field"));
+  CHECK_THAT(dataset_error(dir.write("syntax.json", "[\n  {\"prompt\": \"a\"},\n  {\"prompt\" \"b\"}\n]\n")),
+             Contains("syntax.json:3:15: invalid JSON"));
+  CHECK_THAT(dataset_error(dir.write("object.json", R"({"prompt": "a"})")),
+             Contains("expected a JSON array") && Contains(".jsonl"));
+  CHECK_THAT(dataset_error(dir.write("data.csv", "prompt\na\n")), Contains("unknown extension"));
+}
+
+TEST_CASE("Dataset::from_rows validates rows and names the index", "[dataset]") {
+  const grpo::Dataset d = grpo::Dataset::from_rows({{{"prompt", "x"}}, {{"prompt", "y"}, {"answer", 3}}});
+  CHECK(d.size() == 2);
+  CHECK(d.column_names() == std::vector<std::string>{"answer", "prompt"});
+  CHECK_THROWS_WITH(grpo::Dataset::from_rows({{{"prompt", "x"}}, {{"prompt", nullptr}}}),
+                    Contains("row 1: \"prompt\" must be a string, got null"));
+}
+
+TEST_CASE("split is seeded, disjoint, complete and order-preserving", "[dataset]") {
+  std::vector<nlohmann::json> rows;
+  for (int i = 0; i < 100; ++i) rows.push_back({{"prompt", std::to_string(i)}, {"id", i}});
+  const grpo::Dataset d = grpo::Dataset::from_rows(rows);
+  const auto [train, eval] = d.split(0.2, 1);
+  REQUIRE(eval.size() == 20);
+  REQUIRE(train.size() == 80);
+  std::vector<int> seen(100, 0);
+  int last_train = -1, last_eval = -1;
+  for (const auto& r : train.rows()) {
+    seen[r.at("id").get<int>()]++;
+    CHECK(r.at("id").get<int>() > last_train);
+    last_train = r.at("id").get<int>();
+  }
+  for (const auto& r : eval.rows()) {
+    seen[r.at("id").get<int>()]++;
+    CHECK(r.at("id").get<int>() > last_eval);
+    last_eval = r.at("id").get<int>();
+  }
+  CHECK(std::count(seen.begin(), seen.end(), 1) == 100);
+  CHECK(d.split(0.2, 1).second.rows() == eval.rows());
+  CHECK(d.split(0.2, 2).second.rows() != eval.rows());
+  CHECK_THROWS_WITH(d.split(1.5, 1), Contains("eval_fraction must be in [0, 1]"));
+}
