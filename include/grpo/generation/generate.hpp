@@ -1,0 +1,185 @@
+#pragma once
+// Batched generation from left-padded prompts with a KV cache, sampling filters, EOS / stop tokens and
+// per-row seeded generators.
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "grpo/detail/tensor_checks.hpp"
+#include "grpo/generation/sampling.hpp"
+#include "grpo/models/causal_lm.hpp"
+
+namespace grpo {
+
+/// Generation options; defaults are TRL's (temperature 1, top_p 1, top_k off, min_p off, no repetition penalty).
+struct GenerationOptions {
+  /// Most tokens generated per row (TRL's max_completion_length).
+  int64_t max_new_tokens = 512;
+  /// Logits are divided by this before the filters (> 0).
+  double temperature = 1.0;
+  /// Nucleus sampling mass in (0, 1]; 1 = off.
+  double top_p = 1.0;
+  /// Keep the k most likely tokens; 0 = off.
+  int64_t top_k = 0;
+  /// Keep tokens with p >= min_p * p_max; unset or 0 = off.
+  std::optional<double> min_p;
+  /// HF repetition penalty over prompt + completion tokens; 1 = off.
+  double repetition_penalty = 1.0;
+  /// false: greedy decoding (argmax after the repetition penalty; the sampling filters are not used).
+  bool do_sample = true;
+  /// Tokens that end a row (included in the completion); empty = none.
+  std::vector<int64_t> eos_token_ids;
+  /// Further tokens that end a row like EOS (included in the completion).
+  std::vector<int64_t> stop_token_ids;
+  /// Fills completion_ids after a row's end.
+  int64_t pad_token_id = 0;
+  /// Base seed: row b samples from its own generator seeded with row_seed(seed, b). Unset: drawn from LibTorch's
+  /// default generator (so torch::manual_seed makes runs reproducible).
+  std::optional<uint64_t> seed;
+  /// Explicit per-row seeds (overrides `seed`; size B): generating rows one by one with the seeds they had in a
+  /// batch reproduces the batch.
+  std::vector<uint64_t> row_seeds;
+  /// Use the model's KV cache (false: recompute the whole sequence at each step; for benchmarks and checks).
+  bool use_cache = true;
+
+  /// Throws std::invalid_argument naming the first bad field.
+  void validate() const {
+    const auto fail = [](const std::string& m) { throw std::invalid_argument("GenerationOptions: " + m); };
+    if (max_new_tokens < 0) fail("max_new_tokens must be >= 0, got " + std::to_string(max_new_tokens));
+    if (!(temperature > 0)) fail("temperature must be > 0, got " + std::to_string(temperature));
+    if (!(top_p > 0 && top_p <= 1)) fail("top_p must be in (0, 1], got " + std::to_string(top_p));
+    if (top_k < 0) fail("top_k must be >= 0, got " + std::to_string(top_k));
+    if (min_p && !(*min_p >= 0 && *min_p <= 1)) fail("min_p must be in [0, 1], got " + std::to_string(*min_p));
+    if (!(repetition_penalty > 0)) fail("repetition_penalty must be > 0, got " + std::to_string(repetition_penalty));
+  }
+};
+
+/// What generate() returns; every tensor is on the prompt's device and is a normal (non-inference) tensor.
+struct GenerationResult {
+  /// [B,T] int64 completion tokens, T = the longest completion (<= max_new_tokens), pad_token_id after each end.
+  torch::Tensor completion_ids;
+  /// [B,T] int64 1 on completion tokens (the EOS / stop token included), 0 on padding.
+  torch::Tensor completion_mask;
+  /// [B] int64 completion length per row (the EOS / stop token included).
+  torch::Tensor lengths;
+  /// [B] bool: the row produced no EOS / stop token within max_new_tokens.
+  torch::Tensor truncated;
+};
+
+namespace detail {
+
+// Next token per row [B] from last-position logits [B,V] after the repetition penalty and filters.
+inline torch::Tensor choose_tokens(torch::Tensor logits, const torch::Tensor& seen, const GenerationOptions& o,
+                                   std::vector<std::mt19937_64>& rngs) {
+  if (seen.defined()) logits = apply_repetition_penalty(logits, seen, o.repetition_penalty);
+  if (!o.do_sample) return logits.argmax(-1);
+  logits = logits.to(logits.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat);
+  if (o.temperature != 1.0) logits = logits / o.temperature;
+  logits = top_k_filter(logits, o.top_k);
+  logits = top_p_filter(logits, o.top_p);
+  logits = min_p_filter(logits, o.min_p.value_or(0.0));
+  return sample_rows(torch::softmax(logits, -1), rngs);
+}
+
+}  // namespace detail
+
+/// Generates completions for left-padded prompts. prompt_ids [B,P] int64; prompt_mask [B,P] 0/1 (undefined: all
+/// ones). Runs under inference mode with the model in whatever train/eval mode it is in (Policy keeps it in eval).
+/// With a model that fills the KV cache each new token costs one forward of one position (attention over the
+/// cache); a model that leaves the cache empty gets the whole sequence recomputed per token.
+template <class M>
+GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
+                          const GenerationOptions& options = {}) {
+  static_assert(check_causal_lm<M>());
+  const std::string where = "grpo::generate: ";
+  options.validate();
+  if (!prompt_ids.defined() || prompt_ids.dim() != 2 || prompt_ids.size(1) == 0) {
+    throw std::invalid_argument(where + "prompt_ids must be [B,P] with P >= 1, got shape " +
+                                detail::shape_string(prompt_ids));
+  }
+  if (prompt_ids.is_floating_point()) throw std::invalid_argument(where + "prompt_ids must hold integer token ids");
+  const auto batch = prompt_ids.size(0), prompt_length = prompt_ids.size(1);
+  if (prompt_mask.defined()) {
+    detail::require_shape(where, "prompt_mask", prompt_mask, {batch, prompt_length}, "[B,P] like prompt_ids");
+  }
+  if (!options.row_seeds.empty() && static_cast<int64_t>(options.row_seeds.size()) != batch) {
+    throw std::invalid_argument(where + "row_seeds has " + std::to_string(options.row_seeds.size()) +
+                                " seeds for " + std::to_string(batch) + " rows");
+  }
+
+  std::vector<std::mt19937_64> rngs;
+  if (options.do_sample) {
+    uint64_t base = 0;
+    if (options.row_seeds.empty()) {
+      base = options.seed ? *options.seed
+                          : static_cast<uint64_t>(torch::randint(0, std::numeric_limits<int64_t>::max(), {1},
+                                                                 torch::kLong)
+                                                      .item<int64_t>());
+    }
+    for (int64_t b = 0; b < batch; ++b) {
+      const auto seed = options.row_seeds.empty() ? row_seed(base, static_cast<uint64_t>(b))
+                                                  : options.row_seeds[static_cast<std::size_t>(b)];
+      rngs.emplace_back(seed);
+    }
+  }
+
+  std::vector<torch::Tensor> outputs;  // completion_ids, mask, lengths, truncated (inference tensors)
+  {
+    torch::InferenceMode inference;
+    const auto device = prompt_ids.device();
+    const auto ids = prompt_ids.to(torch::kLong);
+    auto mask = prompt_mask.defined() ? prompt_mask.to(device, torch::kLong)
+                                      : torch::ones({batch, prompt_length}, ids.options());
+    const auto long_options = ids.options();
+
+    std::vector<int64_t> end_ids = options.eos_token_ids;
+    end_ids.insert(end_ids.end(), options.stop_token_ids.begin(), options.stop_token_ids.end());
+
+    KVCache cache;
+    cache.reserve = prompt_length + options.max_new_tokens;
+    auto logits = model.forward(ids, mask, options.use_cache ? &cache : nullptr);
+    const bool cached = options.use_cache && !cache.empty();
+    const auto vocab = logits.size(-1);
+
+    torch::Tensor seen;  // [B,V] bool: tokens of prompt + completion so far, for the repetition penalty
+    if (options.repetition_penalty != 1.0) {
+      seen = torch::zeros({batch, vocab + 1}, long_options.dtype(torch::kBool));
+      seen.scatter_(1, torch::where(mask != 0, ids, torch::full_like(ids, vocab)), true);  // padding -> column V
+      seen = seen.slice(1, 0, vocab);
+    }
+
+    auto finished = torch::zeros({batch}, long_options.dtype(torch::kBool));
+    auto lengths = torch::zeros({batch}, long_options);
+    std::vector<torch::Tensor> tokens;
+    for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+      auto next = detail::choose_tokens(logits.select(1, -1), seen, options, rngs).to(device);
+      const auto alive = finished.logical_not();
+      next = torch::where(alive, next, torch::full_like(next, options.pad_token_id));
+      tokens.push_back(next);
+      lengths += alive.to(torch::kLong);
+      for (const auto id : end_ids) finished = finished | (next == id);
+      if (seen.defined()) seen.scatter_(1, next.unsqueeze(1), true);
+      if (step + 1 == options.max_new_tokens || finished.all().item<bool>()) break;
+      mask = torch::cat({mask, alive.to(torch::kLong).unsqueeze(1)}, 1);
+      if (cached) {
+        logits = model.forward(next.unsqueeze(1), mask, &cache);
+      } else {
+        logits = model.forward(torch::cat({ids, torch::stack(tokens, 1)}, 1), mask, nullptr);
+      }
+    }
+    auto completion_ids = tokens.empty() ? torch::empty({batch, 0}, long_options) : torch::stack(tokens, 1);
+    const auto positions = torch::arange(completion_ids.size(1), long_options).unsqueeze(0);
+    const auto completion_mask = (positions < lengths.unsqueeze(1)).to(torch::kLong);
+    outputs = {completion_ids, completion_mask, lengths, finished.logical_not()};
+  }
+  // Outside inference mode: clones are normal tensors, usable later as autograd inputs (e.g. gather indices).
+  return {outputs[0].clone(), outputs[1].clone(), outputs[2].clone(), outputs[3].clone()};
+}
+
+}  // namespace grpo

@@ -1,0 +1,127 @@
+#pragma once
+// The model boundary: what grpo-cpp needs from a causal language model, and the KV cache it may fill.
+//
+// A type M is a CausalLM when it has
+//   torch::Tensor forward(const torch::Tensor& input_ids,       // [B,L] int64 token ids
+//                         const torch::Tensor& attention_mask,  // [B,P+L] 0/1 over cached + current tokens,
+//                                                               // or undefined (= all ones)
+//                         grpo::KVCache* cache);                // nullptr: no cache
+//   -> logits [B,L,V]
+//   std::vector<torch::Tensor> parameters();  (any container of tensors, as torch::nn::Module returns)
+// Position ids derive from the mask (cumsum - 1, clamped at 0), so left-padded prompts work. A model that fills
+// the cache must append the keys/values of the L current tokens and set `cache->attention_mask` to the mask it
+// was given; a model that ignores the cache (it stays empty) still works: generation then recomputes the whole
+// sequence at each step. Optional members, detected at compile time: `train(bool)` (Policy turns dropout off
+// with train(false)) and `clone()` (a deep copy, used by Reference to copy the policy).
+// grpo::LlamaModel, any torch::nn::Module with this forward, and grpo::TorchScriptLM (a torch::jit::Module
+// adapter) qualify.
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace grpo {
+
+/// Per-layer key/value cache for incremental decoding. Keys/values are stored in buffers
+/// [B, n_kv_heads, capacity, head_dim] of which the first `length` positions are valid, so appending a token
+/// costs O(1) copies (capacity grows by doubling).
+struct KVCache {
+  /// [B, n_kv_heads, capacity, head_dim] per layer; undefined until the first forward.
+  std::vector<torch::Tensor> keys;
+  /// [B, n_kv_heads, capacity, head_dim] per layer.
+  std::vector<torch::Tensor> values;
+  /// [B, length] 0/1 mask of the cached positions (set by the model after each forward).
+  torch::Tensor attention_mask;
+  /// Number of cached positions.
+  int64_t length = 0;
+  /// Capacity to allocate at the first append (positions); 0: exactly what the first forward needs.
+  int64_t reserve = 0;
+
+  /// True when nothing is cached.
+  bool empty() const { return length == 0; }
+
+  /// Appends `k`, `v` ([B, n_kv_heads, L, head_dim]) to layer `layer` at positions [length, length + L) and
+  /// returns views of all cached keys and values [B, n_kv_heads, length + L, head_dim]. Call `advance(L)` once
+  /// every layer has appended.
+  std::pair<torch::Tensor, torch::Tensor> append(std::size_t layer, const torch::Tensor& k, const torch::Tensor& v) {
+    if (keys.size() <= layer) {
+      keys.resize(layer + 1);
+      values.resize(layer + 1);
+    }
+    const auto new_length = length + k.size(2);
+    auto& key_buffer = keys[layer];
+    auto& value_buffer = values[layer];
+    if (!key_buffer.defined() || key_buffer.size(2) < new_length) {
+      const auto capacity = std::max({new_length, reserve, key_buffer.defined() ? 2 * key_buffer.size(2) : 0});
+      auto grown_k = torch::empty({k.size(0), k.size(1), capacity, k.size(3)}, k.options());
+      auto grown_v = torch::empty({v.size(0), v.size(1), capacity, v.size(3)}, v.options());
+      if (length > 0) {
+        grown_k.slice(2, 0, length).copy_(key_buffer.slice(2, 0, length));
+        grown_v.slice(2, 0, length).copy_(value_buffer.slice(2, 0, length));
+      }
+      key_buffer = grown_k;
+      value_buffer = grown_v;
+    }
+    key_buffer.slice(2, length, new_length).copy_(k);
+    value_buffer.slice(2, length, new_length).copy_(v);
+    return {key_buffer.slice(2, 0, new_length), value_buffer.slice(2, 0, new_length)};
+  }
+
+  /// Marks `tokens` more positions as cached (after all layers appended).
+  void advance(int64_t tokens) { length += tokens; }
+
+  /// Forgets everything (keeps nothing allocated).
+  void clear() { *this = KVCache{}; }
+};
+
+namespace detail {
+
+template <class M, class = void>
+struct has_lm_forward : std::false_type {};
+template <class M>
+struct has_lm_forward<M, std::void_t<decltype(std::declval<torch::Tensor&>() = std::declval<M&>().forward(
+                                                  std::declval<const torch::Tensor&>(),
+                                                  std::declval<const torch::Tensor&>(), std::declval<KVCache*>()))>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_parameters : std::false_type {};
+template <class M>
+struct has_parameters<M, std::void_t<decltype(std::declval<M&>().parameters().begin()),
+                                     decltype(std::declval<M&>().parameters().size())>> : std::true_type {};
+
+template <class M, class = void>
+struct has_train : std::false_type {};
+template <class M>
+struct has_train<M, std::void_t<decltype(std::declval<M&>().train(false))>> : std::true_type {};
+
+}  // namespace detail
+
+/// True when M meets the CausalLM trait (see the top of causal_lm.hpp).
+template <class M>
+inline constexpr bool is_causal_lm_v = detail::has_lm_forward<M>::value && detail::has_parameters<M>::value;
+
+/// Compile-time check with a message that names the missing member; use as `static_assert(check_causal_lm<M>())`.
+template <class M>
+constexpr bool check_causal_lm() {
+  static_assert(detail::has_lm_forward<M>::value,
+                "grpo::CausalLM: the model type lacks `torch::Tensor forward(const torch::Tensor& input_ids, "
+                "const torch::Tensor& attention_mask, grpo::KVCache* cache)` returning logits [B,L,V]");
+  static_assert(detail::has_parameters<M>::value,
+                "grpo::CausalLM: the model type lacks `parameters()` returning a container of torch::Tensor "
+                "(torch::nn::Module provides it)");
+  return is_causal_lm_v<M>;
+}
+
+/// Puts a model in training (true) or evaluation (false) mode when it has `train(bool)`; otherwise does nothing.
+template <class M>
+void set_train_mode(M& model, bool on) {
+  if constexpr (detail::has_train<M>::value) model.train(on);
+}
+
+}  // namespace grpo

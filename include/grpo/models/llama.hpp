@@ -1,0 +1,285 @@
+#pragma once
+// The built-in Llama-family decoder (Llama, Qwen2, SmolLM) with Hugging Face semantics and parameter names:
+// RMSNorm, rotary position embeddings, SwiGLU MLP, grouped-query attention, optional q/k/v bias, tied or untied
+// embeddings, and a KV cache for generation. Meets the CausalLM trait (causal_lm.hpp).
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <torch/nn/cloneable.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+
+#include "grpo/detail/tensor_checks.hpp"
+#include "grpo/models/causal_lm.hpp"
+#include "grpo/models/llama_config.hpp"
+
+namespace grpo {
+
+namespace detail {
+
+// float64 stays float64; every other dtype computes norms and softmaxes in float32 (as Hugging Face does).
+inline torch::ScalarType accumulate_dtype(const torch::Tensor& x) {
+  return x.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
+}
+
+// [x1, x2] -> [-x2, x1] over the last dimension (the RoPE rotation of HF's rotate_half).
+inline torch::Tensor rotate_half(const torch::Tensor& x) {
+  const auto half = x.size(-1) / 2;
+  return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+}  // namespace detail
+
+/// RMSNorm: y = x / sqrt(mean(x^2) + eps) * weight, computed in float32 (float64 stays float64).
+class LlamaRMSNorm : public torch::nn::Cloneable<LlamaRMSNorm> {
+ public:
+  /// Norm over the last dimension of width `dim`.
+  LlamaRMSNorm(int64_t dim, double eps) : dim_(dim), eps_(eps) { reset(); }
+  /// (Re)creates the weight (ones).
+  void reset() override { weight = register_parameter("weight", torch::ones({dim_})); }
+  /// [..., dim] -> [..., dim] in x's dtype.
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = x.to(detail::accumulate_dtype(x));
+    h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+    return weight * h.to(x.scalar_type());
+  }
+  /// [dim] scale.
+  torch::Tensor weight;
+
+ private:
+  int64_t dim_;
+  double eps_;
+};
+
+/// Multi-head attention with grouped key/value heads, rotary embeddings and an optional KV cache.
+class LlamaAttention : public torch::nn::Cloneable<LlamaAttention> {
+ public:
+  /// Projections sized from `config` (biases per config.qkv_bias() / o_bias()).
+  explicit LlamaAttention(const LlamaConfig& config) : config_(config) { reset(); }
+  /// (Re)creates the projections.
+  void reset() override {
+    const auto& c = config_;
+    const auto linear = [](int64_t in, int64_t out, bool bias) {
+      return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+    };
+    q_proj = register_module("q_proj", linear(c.hidden_size, c.num_attention_heads * c.head_dim, c.qkv_bias()));
+    k_proj = register_module("k_proj", linear(c.hidden_size, c.num_key_value_heads * c.head_dim, c.qkv_bias()));
+    v_proj = register_module("v_proj", linear(c.hidden_size, c.num_key_value_heads * c.head_dim, c.qkv_bias()));
+    o_proj = register_module("o_proj", linear(c.num_attention_heads * c.head_dim, c.hidden_size, c.o_bias()));
+  }
+  /// x [B,L,d]; cos/sin [B,1,L,head_dim]; allowed [B,1,1,L,S] bool (which keys each query may see);
+  /// cache: append this layer's keys/values as layer `layer`. Returns [B,L,d].
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& allowed, KVCache* cache, std::size_t layer) {
+    const auto& c = config_;
+    const auto batch = x.size(0), length = x.size(1);
+    const auto heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, dim = c.head_dim;
+    const auto group = heads / kv_heads;
+    auto q = q_proj(x).view({batch, length, heads, dim}).transpose(1, 2);
+    auto k = k_proj(x).view({batch, length, kv_heads, dim}).transpose(1, 2);
+    auto v = v_proj(x).view({batch, length, kv_heads, dim}).transpose(1, 2);
+    q = q * cos + detail::rotate_half(q) * sin;
+    k = k * cos + detail::rotate_half(k) * sin;
+    if (cache != nullptr) std::tie(k, v) = cache->append(layer, k, v);
+    const auto keys = k.size(2);
+    // Query head h reads kv head h / group (HF's repeat_kv): folding the group into the query length lets one
+    // matmul per kv head serve all its query heads without copying keys and values.
+    const auto grouped_q = q.reshape({batch, kv_heads, group * length, dim});
+    auto scores = torch::matmul(grouped_q, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(dim)));
+    scores = scores.view({batch, kv_heads, group, length, keys})
+                 .masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+    const auto probs = torch::softmax(scores, -1, detail::accumulate_dtype(scores)).to(v.scalar_type());
+    const auto out = torch::matmul(probs.view({batch, kv_heads, group * length, keys}), v)
+                         .view({batch, heads, length, dim})
+                         .transpose(1, 2)
+                         .reshape({batch, length, heads * dim});
+    return o_proj(out);
+  }
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};  ///< HF-named projections
+
+ private:
+  LlamaConfig config_;
+};
+
+/// SwiGLU MLP: down(silu(gate(x)) * up(x)).
+class LlamaMLP : public torch::nn::Cloneable<LlamaMLP> {
+ public:
+  /// hidden_size -> intermediate_size -> hidden_size, no biases.
+  explicit LlamaMLP(const LlamaConfig& config) : config_(config) { reset(); }
+  /// (Re)creates the projections.
+  void reset() override {
+    const auto d = config_.hidden_size, m = config_.intermediate_size;
+    gate_proj = register_module("gate_proj", torch::nn::Linear(torch::nn::LinearOptions(d, m).bias(false)));
+    up_proj = register_module("up_proj", torch::nn::Linear(torch::nn::LinearOptions(d, m).bias(false)));
+    down_proj = register_module("down_proj", torch::nn::Linear(torch::nn::LinearOptions(m, d).bias(false)));
+  }
+  /// [B,L,d] -> [B,L,d].
+  torch::Tensor forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};  ///< HF-named projections
+
+ private:
+  LlamaConfig config_;
+};
+
+/// One pre-norm decoder layer: h + attn(norm(h)), then h + mlp(norm(h)).
+class LlamaDecoderLayer : public torch::nn::Cloneable<LlamaDecoderLayer> {
+ public:
+  /// A layer sized from `config`.
+  explicit LlamaDecoderLayer(const LlamaConfig& config) : config_(config) { reset(); }
+  /// (Re)creates the submodules.
+  void reset() override {
+    self_attn = register_module("self_attn", std::make_shared<LlamaAttention>(config_));
+    mlp = register_module("mlp", std::make_shared<LlamaMLP>(config_));
+    input_layernorm =
+        register_module("input_layernorm", std::make_shared<LlamaRMSNorm>(config_.hidden_size, config_.rms_norm_eps));
+    post_attention_layernorm = register_module(
+        "post_attention_layernorm", std::make_shared<LlamaRMSNorm>(config_.hidden_size, config_.rms_norm_eps));
+  }
+  /// [B,L,d] -> [B,L,d]; arguments as LlamaAttention::forward.
+  torch::Tensor forward(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& allowed, KVCache* cache, std::size_t layer) {
+    auto out = h + self_attn->forward(input_layernorm->forward(h), cos, sin, allowed, cache, layer);
+    return out + mlp->forward(post_attention_layernorm->forward(out));
+  }
+
+  std::shared_ptr<LlamaAttention> self_attn;                                     ///< attention block
+  std::shared_ptr<LlamaMLP> mlp;                                                 ///< MLP block
+  std::shared_ptr<LlamaRMSNorm> input_layernorm, post_attention_layernorm;       ///< pre-norms
+
+ private:
+  LlamaConfig config_;
+};
+
+/// The decoder stack without the LM head (HF's LlamaModel, registered as "model"): embeddings, layers, final norm.
+class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
+ public:
+  /// A stack sized from `config`.
+  explicit LlamaBackbone(const LlamaConfig& config) : config_(config) { reset(); }
+  /// (Re)creates the submodules.
+  void reset() override {
+    embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config_.vocab_size, config_.hidden_size));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers->push_back(std::make_shared<LlamaDecoderLayer>(config_));
+    norm = register_module("norm", std::make_shared<LlamaRMSNorm>(config_.hidden_size, config_.rms_norm_eps));
+  }
+
+  /// input_ids [B,L]; attention_mask [B,P+L] 0/1 or undefined; cache (P = cache->length) or nullptr.
+  /// Returns the normed hidden states [B,L,d].
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, KVCache* cache) {
+    const std::string where = "grpo::LlamaModel::forward: ";
+    if (!input_ids.defined() || input_ids.dim() != 2) {
+      throw std::invalid_argument(where + "input_ids must be [B,L], got shape " + detail::shape_string(input_ids));
+    }
+    const auto batch = input_ids.size(0), length = input_ids.size(1);
+    const auto past = cache != nullptr ? cache->length : 0;
+    const auto total = past + length;
+    const auto device = input_ids.device();
+    torch::Tensor mask;  // [B,S] bool over cached + current positions
+    if (attention_mask.defined()) {
+      detail::require_shape(where, "attention_mask", attention_mask, {batch, total}, "[B, cached + L]");
+      mask = attention_mask.to(device) != 0;
+    } else {
+      mask = torch::ones({batch, total}, torch::TensorOptions().dtype(torch::kBool).device(device));
+      if (past > 0 && cache->attention_mask.defined()) mask.slice(1, 0, past).copy_(cache->attention_mask != 0);
+    }
+    // Position of each token among its row's real tokens, so left padding does not shift positions.
+    const auto positions = (mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0).slice(1, past, total);
+
+    auto h = embed_tokens(input_ids);
+    const auto dim = config_.head_dim;
+    const auto float_options = torch::TensorOptions().dtype(torch::kFloat).device(device);
+    const auto inv_freq =
+        1.0 / torch::pow(config_.rope_theta, torch::arange(0, dim, 2, float_options) / static_cast<double>(dim));
+    const auto freqs = positions.unsqueeze(-1).to(torch::kFloat) * inv_freq;  // [B,L,dim/2]
+    const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);           // [B,1,L,dim]
+    const auto cos = angles.cos().to(h.scalar_type()), sin = angles.sin().to(h.scalar_type());
+
+    // Query i (absolute position past + i) sees real keys j <= past + i, and always itself so that rows of
+    // padding stay finite (their outputs are never read).
+    const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
+    const auto key_index = torch::arange(total, long_options).unsqueeze(0);
+    const auto query_index = torch::arange(past, total, long_options).unsqueeze(1);
+    const auto causal = key_index <= query_index;                                           // [L,S]
+    const auto allowed = (mask.view({batch, 1, 1, 1, total}) & causal) | (key_index == query_index);  // [B,1,1,L,S]
+
+    for (std::size_t i = 0; i < layers->size(); ++i) {
+      h = layers->ptr<LlamaDecoderLayer>(i)->forward(h, cos, sin, allowed, cache, i);
+    }
+    if (cache != nullptr) {
+      cache->advance(length);
+      cache->attention_mask = mask.to(torch::kLong);
+    }
+    return norm->forward(h);
+  }
+
+  torch::nn::Embedding embed_tokens{nullptr};  ///< [V,d] token embeddings
+  torch::nn::ModuleList layers{nullptr};       ///< num_hidden_layers LlamaDecoderLayer
+  std::shared_ptr<LlamaRMSNorm> norm;          ///< final norm
+
+ private:
+  LlamaConfig config_;
+};
+
+/// The Llama-family causal LM (HF's LlamaForCausalLM / Qwen2ForCausalLM); parameter names equal HF's tensor names.
+class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
+ public:
+  /// A randomly initialised model (normal(0, 0.02) weights, zero biases, unit norms); validates `config`.
+  explicit LlamaModel(const LlamaConfig& config) : config_(config) {
+    config_.validate();
+    reset();
+  }
+
+  /// (Re)creates and initialises the submodules.
+  void reset() override {
+    model = register_module("model", std::make_shared<LlamaBackbone>(config_));
+    if (!config_.tie_word_embeddings) {
+      lm_head = register_module(
+          "lm_head", torch::nn::Linear(torch::nn::LinearOptions(config_.hidden_size, config_.vocab_size).bias(false)));
+    } else {
+      lm_head = torch::nn::Linear{nullptr};
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& item : named_parameters()) {
+      const auto& name = item.key();
+      auto& p = item.value();
+      if (name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0) continue;  // ones
+      if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+        p.zero_();
+      } else {
+        p.normal_(0.0, 0.02);
+      }
+    }
+  }
+
+  /// Logits [B,L,V] for input_ids [B,L]; attention_mask [B,P+L] 0/1 over cached + current tokens (undefined: all
+  /// ones); cache: nullptr or a KVCache this call extends by L positions (P = cache->length before the call).
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                        KVCache* cache = nullptr) {
+    const auto h = model->forward(input_ids, attention_mask, cache);
+    if (config_.tie_word_embeddings) return torch::linear(h, model->embed_tokens->weight);
+    return lm_head(h);
+  }
+
+  /// The configuration the model was built from.
+  const LlamaConfig& config() const { return config_; }
+
+  std::shared_ptr<LlamaBackbone> model;   ///< decoder stack ("model.*" tensors)
+  torch::nn::Linear lm_head{nullptr};     ///< [V,d] output projection; null when tied to model.embed_tokens
+
+ private:
+  LlamaConfig config_;
+};
+
+static_assert(check_causal_lm<LlamaModel>());
+
+}  // namespace grpo

@@ -1,0 +1,250 @@
+#pragma once
+// Configuration of the Llama-family decoder, read from and written to a Hugging Face config.json
+// (model_type "llama" or "qwen2"; SmolLM checkpoints are "llama"). Torch-free.
+
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "grpo/models/detail/atomic_file.hpp"
+
+namespace grpo {
+
+/// Hyper-parameters of a Llama-family decoder, named as in Hugging Face's config.json.
+struct LlamaConfig {
+  /// "llama" or "qwen2" (qwen2 adds q/k/v biases).
+  std::string model_type = "llama";
+  /// Number of token ids V.
+  int64_t vocab_size = 32000;
+  /// Model width d.
+  int64_t hidden_size = 4096;
+  /// Width of the SwiGLU MLP.
+  int64_t intermediate_size = 11008;
+  /// Number of decoder layers.
+  int64_t num_hidden_layers = 32;
+  /// Number of query heads.
+  int64_t num_attention_heads = 32;
+  /// Number of key/value heads (grouped-query attention); unset in the file: num_attention_heads.
+  int64_t num_key_value_heads = 32;
+  /// Width of one head; unset in the file: hidden_size / num_attention_heads.
+  int64_t head_dim = 128;
+  /// RMSNorm epsilon.
+  double rms_norm_eps = 1e-6;
+  /// RoPE base theta.
+  double rope_theta = 10000.0;
+  /// Longest sequence the model was trained for (positions).
+  int64_t max_position_embeddings = 2048;
+  /// lm_head shares the token-embedding matrix.
+  bool tie_word_embeddings = false;
+  /// Llama: bias on q/k/v/o projections. Qwen2 always has q/k/v biases (and no o bias).
+  bool attention_bias = false;
+  /// Beginning-of-sequence token id, if any.
+  std::optional<int64_t> bos_token_id;
+  /// End-of-sequence token ids (config.json allows one id or a list).
+  std::vector<int64_t> eos_token_ids;
+  /// Padding token id, if any.
+  std::optional<int64_t> pad_token_id;
+  /// Weight dtype recorded in the file ("float32", "bfloat16", ...), informational.
+  std::string torch_dtype = "float32";
+
+  /// True when q/k/v projections have biases.
+  bool qkv_bias() const { return attention_bias || model_type == "qwen2"; }
+  /// True when the output projection has a bias (Llama with attention_bias only).
+  bool o_bias() const { return attention_bias && model_type == "llama"; }
+
+  /// The demo's tiny model: 2 layers, width 64, 4 query heads, 2 kv heads, MLP 128, tied embeddings.
+  static LlamaConfig tiny(int64_t vocab_size) {
+    LlamaConfig c;
+    c.vocab_size = vocab_size;
+    c.hidden_size = 64;
+    c.intermediate_size = 128;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    c.head_dim = 16;
+    c.rms_norm_eps = 1e-5;
+    c.max_position_embeddings = 512;
+    c.tie_word_embeddings = true;
+    return c;
+  }
+
+  /// Throws std::invalid_argument naming the first inconsistent field.
+  void validate() const {
+    const auto fail = [](const std::string& message) { throw std::invalid_argument("LlamaConfig: " + message); };
+    if (model_type != "llama" && model_type != "qwen2") {
+      fail("model_type \"" + model_type + "\" is not supported; expected \"llama\" or \"qwen2\"");
+    }
+    const auto positive = [&](const char* name, int64_t v) {
+      if (v <= 0) fail(std::string(name) + " must be > 0, got " + std::to_string(v));
+    };
+    positive("vocab_size", vocab_size);
+    positive("hidden_size", hidden_size);
+    positive("intermediate_size", intermediate_size);
+    positive("num_hidden_layers", num_hidden_layers);
+    positive("num_attention_heads", num_attention_heads);
+    positive("num_key_value_heads", num_key_value_heads);
+    positive("head_dim", head_dim);
+    positive("max_position_embeddings", max_position_embeddings);
+    if (num_attention_heads % num_key_value_heads != 0) {
+      fail("num_attention_heads (" + std::to_string(num_attention_heads) + ") must be a multiple of " +
+           "num_key_value_heads (" + std::to_string(num_key_value_heads) + ")");
+    }
+    if (head_dim % 2 != 0) fail("head_dim must be even for rotary embeddings, got " + std::to_string(head_dim));
+    if (!(rms_norm_eps > 0)) fail("rms_norm_eps must be > 0");
+    if (!(rope_theta > 0)) fail("rope_theta must be > 0");
+    const auto in_vocab = [&](const char* name, int64_t id) {
+      if (id < 0 || id >= vocab_size) {
+        fail(std::string(name) + " " + std::to_string(id) + " is outside [0, vocab_size=" +
+             std::to_string(vocab_size) + ")");
+      }
+    };
+    if (bos_token_id) in_vocab("bos_token_id", *bos_token_id);
+    if (pad_token_id) in_vocab("pad_token_id", *pad_token_id);
+    for (const auto id : eos_token_ids) in_vocab("eos_token_id", id);
+  }
+
+  /// Reads a Hugging Face config.json; errors name the file and the field.
+  static LlamaConfig load(const std::string& path);
+  /// Writes config.json (atomically: <path>.tmp then rename).
+  void save(const std::string& path) const;
+};
+
+namespace detail {
+
+// Reads a required or optional field of an HF config with an error naming it.
+template <class T>
+T config_field(const nlohmann::json& j, const char* key, const std::optional<T>& fallback) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) {
+    if (fallback) return *fallback;
+    throw std::invalid_argument("missing required field \"" + std::string(key) + "\"");
+  }
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::invalid_argument("field \"" + std::string(key) + "\" has a bad value " + it->dump());
+  }
+}
+
+}  // namespace detail
+
+/// Hugging Face config.json -> LlamaConfig. Required: model_type, vocab_size, hidden_size, intermediate_size,
+/// num_hidden_layers, num_attention_heads. Keys this model does not use (architectures, transformers_version,
+/// initializer_range, ...) are ignored, because HF files carry many; keys that would change the computation and
+/// are not implemented (rope_scaling, a hidden_act other than silu, mlp_bias, sliding windows) are errors.
+inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
+  if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
+  using detail::config_field;
+  using std::nullopt;
+  c.model_type = config_field<std::string>(j, "model_type", nullopt);
+  if (c.model_type != "llama" && c.model_type != "qwen2") {
+    throw std::invalid_argument("field \"model_type\": \"" + c.model_type +
+                                "\" is not supported; expected \"llama\" or \"qwen2\"");
+  }
+  c.vocab_size = config_field<int64_t>(j, "vocab_size", nullopt);
+  c.hidden_size = config_field<int64_t>(j, "hidden_size", nullopt);
+  c.intermediate_size = config_field<int64_t>(j, "intermediate_size", nullopt);
+  c.num_hidden_layers = config_field<int64_t>(j, "num_hidden_layers", nullopt);
+  c.num_attention_heads = config_field<int64_t>(j, "num_attention_heads", nullopt);
+  c.num_key_value_heads = config_field<int64_t>(j, "num_key_value_heads", c.num_attention_heads);
+  c.head_dim = config_field<int64_t>(j, "head_dim",
+                                     c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  c.rms_norm_eps = config_field<double>(j, "rms_norm_eps", 1e-6);
+  c.rope_theta = config_field<double>(j, "rope_theta", 10000.0);
+  c.max_position_embeddings = config_field<int64_t>(j, "max_position_embeddings", 2048);
+  c.tie_word_embeddings = config_field<bool>(j, "tie_word_embeddings", false);
+  c.attention_bias = config_field<bool>(j, "attention_bias", false);
+  c.torch_dtype = config_field<std::string>(j, "torch_dtype", std::string("float32"));
+  const auto hidden_act = config_field<std::string>(j, "hidden_act", std::string("silu"));
+  if (hidden_act != "silu") {
+    throw std::invalid_argument("field \"hidden_act\": \"" + hidden_act + "\" is not supported; expected \"silu\"");
+  }
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    throw std::invalid_argument("field \"rope_scaling\" is not supported (only plain RoPE); got " +
+                                j["rope_scaling"].dump());
+  }
+  if (config_field<bool>(j, "mlp_bias", false)) {
+    throw std::invalid_argument("field \"mlp_bias\": true is not supported");
+  }
+  if (config_field<bool>(j, "use_sliding_window", false)) {
+    throw std::invalid_argument("field \"use_sliding_window\": true is not supported");
+  }
+  c.bos_token_id.reset();
+  if (j.contains("bos_token_id") && !j["bos_token_id"].is_null()) {
+    c.bos_token_id = config_field<int64_t>(j, "bos_token_id", nullopt);
+  }
+  c.pad_token_id.reset();
+  if (j.contains("pad_token_id") && !j["pad_token_id"].is_null()) {
+    c.pad_token_id = config_field<int64_t>(j, "pad_token_id", nullopt);
+  }
+  c.eos_token_ids.clear();
+  if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
+    const auto& eos = j["eos_token_id"];
+    if (eos.is_array()) {
+      c.eos_token_ids = config_field<std::vector<int64_t>>(j, "eos_token_id", nullopt);
+    } else {
+      c.eos_token_ids = {config_field<int64_t>(j, "eos_token_id", nullopt)};
+    }
+  }
+  c.validate();
+}
+
+/// LlamaConfig -> Hugging Face config.json fields (loadable by transformers' LlamaConfig / Qwen2Config).
+inline void to_json(nlohmann::json& j, const LlamaConfig& c) {
+  j = nlohmann::json::object();
+  j["architectures"] = {c.model_type == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM"};
+  j["model_type"] = c.model_type;
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["hidden_act"] = "silu";
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["rope_scaling"] = nullptr;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  if (c.model_type == "llama") j["attention_bias"] = c.attention_bias;
+  j["bos_token_id"] = c.bos_token_id ? nlohmann::json(*c.bos_token_id) : nlohmann::json(nullptr);
+  j["pad_token_id"] = c.pad_token_id ? nlohmann::json(*c.pad_token_id) : nlohmann::json(nullptr);
+  if (c.eos_token_ids.empty()) {
+    j["eos_token_id"] = nullptr;
+  } else if (c.eos_token_ids.size() == 1) {
+    j["eos_token_id"] = c.eos_token_ids[0];
+  } else {
+    j["eos_token_id"] = c.eos_token_ids;
+  }
+  j["torch_dtype"] = c.torch_dtype;
+}
+
+inline LlamaConfig LlamaConfig::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("LlamaConfig: cannot open " + path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(path + ": not valid JSON (" + e.what() + ")");
+  }
+  try {
+    return j.get<LlamaConfig>();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(path + ": " + e.what());
+  }
+}
+
+inline void LlamaConfig::save(const std::string& path) const {
+  validate();
+  detail::write_file_atomically(path, nlohmann::json(*this).dump(2) + "\n");
+}
+
+}  // namespace grpo

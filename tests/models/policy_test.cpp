@@ -1,0 +1,146 @@
+// Policy / Reference wrappers, a user-written torch::nn module through the CausalLM trait, and the char tokenizer.
+#include <memory>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+
+#include "grpo/models/llama.hpp"
+#include "grpo/models/policy.hpp"
+#include "grpo/tokenizers/char_tokenizer.hpp"
+#include "models/model_fixtures.hpp"
+#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+namespace {
+
+// A user's own model: a bigram LM that ignores the attention mask and the cache.
+struct BigramLM : torch::nn::Module {
+  explicit BigramLM(int64_t vocab) {
+    embed = register_module("embed", torch::nn::Embedding(vocab, 8));
+    head = register_module("head", torch::nn::Linear(8, vocab));
+  }
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& /*attention_mask*/,
+                        grpo::KVCache* /*cache*/) {
+    return head(embed(input_ids));
+  }
+  torch::nn::Embedding embed{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+
+}  // namespace
+
+static_assert(grpo::is_causal_lm_v<BigramLM>);
+
+TEST_CASE("policy completion log-probs match a brute-force per-position computation, in any micro-batch size",
+          "[policy]") {
+  auto model = std::make_shared<grpo::LlamaModel>(grpo::testing::tiny_qwen2());
+  model->train(true);
+  grpo::Policy<grpo::LlamaModel> policy(model);
+  CHECK_FALSE(model->is_training());  // dropout off during GRPO
+
+  const std::vector<std::vector<int64_t>> prompt_rows = {{3, 4, 5, 6}, {7, 8}, {9, 10, 11}};
+  const auto [prompt_ids, prompt_mask] = grpo::testing::left_pad(prompt_rows);
+  const auto completion_ids = torch::tensor({{20, 21, 22}, {23, 24, 0}, {25, 0, 0}}, torch::kLong);
+  const auto completion_mask = torch::tensor({{1, 1, 1}, {1, 1, 0}, {1, 0, 0}}, torch::kLong);
+  const double temperature = 0.7;
+
+  const auto full = policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, temperature,
+                                            0, /*want_entropy=*/true);
+  REQUIRE(full.logps.sizes() == torch::IntArrayRef({3, 3}));
+  REQUIRE(full.entropies.defined());
+  CHECK(full.logps.requires_grad());
+  CHECK_FALSE(full.entropies.requires_grad());
+  const auto micro = policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, temperature, 2);
+  CHECK(torch::allclose(micro.logps, full.logps, 1e-5, 1e-6));
+  CHECK_FALSE(micro.entropies.defined());
+
+  torch::NoGradGuard no_grad;
+  for (int64_t b = 0; b < 3; ++b) {
+    std::vector<int64_t> sequence = prompt_rows[static_cast<std::size_t>(b)];
+    for (int64_t t = 0; t < 3; ++t) {
+      if (completion_mask[b][t].item<int64_t>() == 0) break;
+      INFO("row " << b << " token " << t);
+      const auto logits = model->forward(grpo::testing::row_tensor(sequence), {})[0][-1] / temperature;
+      const auto logp = torch::log_softmax(logits, -1);
+      const auto token = completion_ids[b][t].item<int64_t>();
+      CHECK(full.logps[b][t].item<double>() == Approx(logp[token].item<double>()).margin(1e-5));
+      CHECK(full.entropies[b][t].item<double>() == Approx(-(logp.exp() * logp).sum().item<double>()).margin(1e-5));
+      sequence.push_back(token);
+    }
+  }
+}
+
+TEST_CASE("the reference is a frozen copy made only when beta is non-zero, and sync_from mixes in the policy",
+          "[policy]") {
+  auto model = std::make_shared<grpo::LlamaModel>(grpo::testing::tiny_gqa());
+  grpo::Policy<grpo::LlamaModel> policy(model);
+  CHECK_FALSE(grpo::make_reference(policy, 0.0).has_value());
+  auto reference = grpo::make_reference(policy, 0.04);
+  REQUIRE(reference.has_value());
+  for (const auto& p : reference->model().parameters()) CHECK_FALSE(p.requires_grad());
+  CHECK_FALSE(reference->model().is_training());
+
+  const auto [prompt_ids, prompt_mask] = grpo::testing::left_pad({{3, 4, 5}, {6}});
+  const auto completion_ids = torch::tensor({{7, 8}, {9, 10}}, torch::kLong);
+  const auto completion_mask = torch::ones({2, 2}, torch::kLong);
+  const auto before = reference->completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask);
+  CHECK_FALSE(before.logps.requires_grad());
+  CHECK(torch::allclose(before.logps,
+                        policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask).logps));
+
+  // Training the policy leaves the reference alone.
+  const auto ref_weight = reference->model().named_parameters()["model.norm.weight"].clone();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.add_(0.05);
+  }
+  CHECK(torch::equal(reference->model().named_parameters()["model.norm.weight"], ref_weight));
+  CHECK(torch::equal(reference->completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask).logps,
+                     before.logps));
+
+  reference->sync_from(policy, 0.6);
+  const auto policy_weight = model->named_parameters()["model.norm.weight"];
+  CHECK(torch::allclose(reference->model().named_parameters()["model.norm.weight"],
+                        0.6 * policy_weight + 0.4 * ref_weight, 1e-6, 1e-7));
+  CHECK_FALSE(reference->model().named_parameters()["model.norm.weight"].requires_grad());
+  CHECK_THROWS_WITH(reference->sync_from(policy, 1.5), Catch::Matchers::Contains("alpha"));
+}
+
+TEST_CASE("a user-written torch::nn module works as policy and generator without a KV cache", "[policy]") {
+  auto model = std::make_shared<BigramLM>(17);
+  grpo::Policy<BigramLM> policy(model);
+  const auto [prompt_ids, prompt_mask] = grpo::testing::left_pad({{3, 4, 5}, {6}});
+  grpo::GenerationOptions options;
+  options.max_new_tokens = 5;
+  options.seed = 1;
+  const auto result = policy.generate(prompt_ids, prompt_mask, options);
+  CHECK(result.completion_ids.sizes() == torch::IntArrayRef({2, 5}));
+  options.use_cache = false;
+  CHECK(torch::equal(policy.generate(prompt_ids, prompt_mask, options).completion_ids, result.completion_ids));
+  const auto logps = policy.completion_logps(prompt_ids, prompt_mask, result.completion_ids, result.completion_mask);
+  CHECK(logps.logps.sizes() == torch::IntArrayRef({2, 5}));
+  logps.logps.sum().backward();
+  CHECK(model->head->weight.grad().defined());
+}
+
+TEST_CASE("the char tokenizer round-trips its alphabet and maps other bytes to unk", "[tokenizer]") {
+  const auto tokenizer = grpo::CharTokenizer::ascii();
+  CHECK(tokenizer.vocab_size() == 100);
+  const std::string text = "2 + 3 = 5\nok!";
+  const auto ids = tokenizer.encode(text);
+  CHECK(ids.size() == text.size());
+  CHECK(tokenizer.decode(ids) == text);
+  auto with_specials = ids;
+  with_specials.insert(with_specials.begin(), tokenizer.bos_token_id().value());
+  with_specials.push_back(tokenizer.eos_token_id());
+  with_specials.push_back(tokenizer.pad_token_id());
+  CHECK(tokenizer.decode(with_specials) == text);
+  CHECK(tokenizer.encode("\t") == std::vector<int64_t>{grpo::CharTokenizer::unk_id});
+  CHECK(tokenizer.decode({grpo::CharTokenizer::unk_id}) == "?");
+  CHECK_THROWS_WITH(tokenizer.decode({100}), Catch::Matchers::Contains("outside"));
+  CHECK_THROWS_WITH(grpo::CharTokenizer("abca"), Catch::Matchers::Contains("repeats"));
+  const grpo::CharTokenizer digits("0123456789");
+  CHECK(digits.encode("42") == std::vector<int64_t>{8, 6});
+}
