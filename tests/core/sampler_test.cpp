@@ -127,3 +127,25 @@ TEST_CASE("dynamic sampling keeps only groups whose rewards differ", "[sampler]"
   CHECK(grpo::groups_with_reward_variance(rewards, 3) == std::vector<int64_t>{1, 4});
   CHECK_THROWS_WITH(grpo::groups_with_reward_variance(rewards, 4), Contains("not a multiple of num_generations = 4"));
 }
+
+TEST_CASE("dynamic sampling fills the batch over rounds and stops after the allowed retries", "[sampler]") {
+  grpo::DynamicSampling filling(/*groups_needed=*/3, /*max_retries=*/2);
+  CHECK(filling.add_round({1, 1, 0, 1, 2, 2}, 2) == std::vector<int64_t>{1});  // groups 0 and 2 all equal
+  CHECK(filling.more_rounds());
+  CHECK(filling.add_round({0, 1, 1, 0, 0, 1}, 2) == std::vector<int64_t>{0, 1});  // surplus group 2 not needed
+  CHECK(filling.full());
+  CHECK_FALSE(filling.more_rounds());
+  auto m = filling.metrics();
+  CHECK(m.at("dynamic_sampling/rounds") == 2);
+  CHECK(m.at("dynamic_sampling/dropped_groups") == 3);
+  CHECK(m.at("dynamic_sampling/filled_ratio") == 1.0);
+
+  grpo::DynamicSampling starved(2, 1);
+  starved.add_round({1, 1, 0, 0}, 2);
+  CHECK(starved.more_rounds());
+  starved.add_round({1, 1, 0, 1}, 2);
+  CHECK_FALSE(starved.more_rounds());  // 1 + max_retries rounds done
+  CHECK_FALSE(starved.full());
+  CHECK(starved.metrics().at("dynamic_sampling/filled_ratio") == 0.5);
+  CHECK_THROWS_WITH(grpo::DynamicSampling(0, 1), Contains("groups_needed must be >= 1"));
+}
