@@ -1,12 +1,11 @@
 // Duck-typed trainer callbacks: each object implements only the hooks it needs.
-#include <catch2/catch.hpp>
+#include "grpo/train/callbacks.hpp"
 
+#include <catch2/catch.hpp>
 #include <map>
 #include <string>
 #include <tuple>
 #include <vector>
-
-#include "grpo/train/callbacks.hpp"
 
 namespace {
 struct StepCounter {  // one hook only
@@ -24,7 +23,9 @@ struct Recorder {  // all three hooks
   void on_log(const grpo::TrainerState& state, const std::map<std::string, double>& metrics) {
     calls.push_back("log " + std::to_string(state.global_step) + " reward " + std::to_string(metrics.at("reward")));
   }
-  void on_save(const grpo::TrainerState&, const std::string& checkpoint_dir) { calls.push_back("save " + checkpoint_dir); }
+  void on_save(const grpo::TrainerState&, const std::string& checkpoint_dir) {
+    calls.push_back("save " + checkpoint_dir);
+  }
 };
 
 struct Misspelled {  // no recognised hook

@@ -1,11 +1,11 @@
 // GRPOConfig: TRL defaults, strict JSON round trip, files, and every validation error naming its field.
-#include <catch2/catch.hpp>
+#include "grpo/train/config.hpp"
 
+#include <catch2/catch.hpp>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "grpo/train/config.hpp"
 #include "scoped_temp_dir.hpp"
 
 using Catch::Matchers::Contains;
@@ -157,45 +157,74 @@ TEST_CASE("GRPOConfig::validate names each bad field and its value", "[config]")
     std::vector<std::string> expected;
   };
   const std::vector<Case> cases = {
-      {"indivisible generation batch", [](auto& c) { c.per_device_train_batch_size = 6; },
+      {"indivisible generation batch",
+       [](auto& c) { c.per_device_train_batch_size = 6; },
        {"generation batch", "= 6) must be divisible by num_generations = 8"}},
-      {"indivisible with steps_per_generation", [](auto& c) { c.num_generations = 4; c.per_device_train_batch_size = 3; c.steps_per_generation = 3; },
+      {"indivisible with steps_per_generation",
+       [](auto& c) {
+         c.num_generations = 4;
+         c.per_device_train_batch_size = 3;
+         c.steps_per_generation = 3;
+       },
        {"3 * 3 * 1 = 9", "num_generations = 4"}},
       {"one generation", [](auto& c) { c.num_generations = 1; }, {"num_generations must be >= 2", "got 1"}},
-      {"zero batch", [](auto& c) { c.per_device_train_batch_size = 0; }, {"per_device_train_batch_size must be >= 1, got 0"}},
-      {"zero accumulation", [](auto& c) { c.gradient_accumulation_steps = 0; }, {"gradient_accumulation_steps must be >= 1"}},
+      {"zero batch",
+       [](auto& c) { c.per_device_train_batch_size = 0; },
+       {"per_device_train_batch_size must be >= 1, got 0"}},
+      {"zero accumulation",
+       [](auto& c) { c.gradient_accumulation_steps = 0; },
+       {"gradient_accumulation_steps must be >= 1"}},
       {"zero steps_per_generation", [](auto& c) { c.steps_per_generation = 0; }, {"steps_per_generation must be >= 1"}},
       {"zero iterations", [](auto& c) { c.num_iterations = 0; }, {"num_iterations must be >= 1"}},
       {"zero processes", [](auto& c) { c.num_processes = 0; }, {"num_processes must be >= 1"}},
       {"zero completion length", [](auto& c) { c.max_completion_length = 0; }, {"max_completion_length must be >= 1"}},
       {"zero prompt length", [](auto& c) { c.max_prompt_length = 0; }, {"max_prompt_length must be >= 1"}},
-      {"negative learning rate", [](auto& c) { c.learning_rate = -1e-5; }, {"learning_rate must be finite and >= 0", "-1e-05"}},
+      {"negative learning rate",
+       [](auto& c) { c.learning_rate = -1e-5; },
+       {"learning_rate must be finite and >= 0", "-1e-05"}},
       {"zero temperature", [](auto& c) { c.temperature = 0.0; }, {"temperature must be finite and > 0, got 0"}},
       {"top_p above 1", [](auto& c) { c.top_p = 1.5; }, {"top_p must be in (0, 1], got 1.5"}},
       {"top_p zero", [](auto& c) { c.top_p = 0.0; }, {"top_p must be in (0, 1]"}},
       {"negative top_k", [](auto& c) { c.top_k = -1; }, {"top_k must be >= 0"}},
       {"min_p above 1", [](auto& c) { c.min_p = 2.0; }, {"min_p must be in [0, 1] or null, got 2"}},
-      {"zero repetition penalty", [](auto& c) { c.repetition_penalty = 0.0; }, {"repetition_penalty must be finite and > 0"}},
+      {"zero repetition penalty",
+       [](auto& c) { c.repetition_penalty = 0.0; },
+       {"repetition_penalty must be finite and > 0"}},
       {"negative beta", [](auto& c) { c.beta = -0.1; }, {"beta must be finite and >= 0, got -0.1"}},
       {"sync without beta", [](auto& c) { c.sync_ref_model = true; }, {"sync_ref_model = true", "beta = 0"}},
-      {"alpha above 1", [](auto& c) { c.ref_model_mixup_alpha = 1.5; }, {"ref_model_mixup_alpha must be in [0, 1], got 1.5"}},
+      {"alpha above 1",
+       [](auto& c) { c.ref_model_mixup_alpha = 1.5; },
+       {"ref_model_mixup_alpha must be in [0, 1], got 1.5"}},
       {"zero sync steps", [](auto& c) { c.ref_model_sync_steps = 0; }, {"ref_model_sync_steps must be >= 1"}},
-      {"nan reward weight", [](auto& c) { c.reward_weights = {1.0, std::nan("")}; }, {"reward_weights[1] must be finite"}},
+      {"nan reward weight",
+       [](auto& c) {
+         c.reward_weights = {1.0, std::nan("")};
+       },
+       {"reward_weights[1] must be finite"}},
       {"warmup ratio above 1", [](auto& c) { c.warmup_ratio = 1.5; }, {"warmup_ratio must be in [0, 1], got 1.5"}},
       {"negative warmup steps", [](auto& c) { c.warmup_steps = -2; }, {"warmup_steps must be >= 0, got -2"}},
       {"adam beta2 of 1", [](auto& c) { c.adam_beta2 = 1.0; }, {"adam_beta2 must be in [0, 1)"}},
       {"zero adam epsilon", [](auto& c) { c.adam_epsilon = 0.0; }, {"adam_epsilon must be > 0"}},
       {"negative weight decay", [](auto& c) { c.weight_decay = -0.1; }, {"weight_decay must be finite and >= 0"}},
       {"negative grad norm", [](auto& c) { c.max_grad_norm = -1.0; }, {"max_grad_norm must be >= 0"}},
-      {"no run length", [](auto& c) { c.num_train_epochs = 0.0; }, {"max_steps = -1 and num_train_epochs = 0", "no length"}},
+      {"no run length",
+       [](auto& c) { c.num_train_epochs = 0.0; },
+       {"max_steps = -1 and num_train_epochs = 0", "no length"}},
       {"zero max_steps", [](auto& c) { c.max_steps = 0; }, {"max_steps must be >= 1, or -1", "got 0"}},
       {"zero logging steps", [](auto& c) { c.logging_steps = 0; }, {"logging_steps must be >= 1"}},
       {"negative save steps", [](auto& c) { c.save_steps = -1; }, {"save_steps must be >= 0"}},
       {"zero save limit", [](auto& c) { c.save_total_limit = 0; }, {"save_total_limit must be >= 1"}},
       {"zero eval steps", [](auto& c) { c.eval_steps = 0; }, {"eval_steps must be >= 1"}},
-      {"negative retries", [](auto& c) { c.dynamic_sampling = true; c.max_dynamic_sampling_retries = -1; }, {"max_dynamic_sampling_retries must be >= 0"}},
+      {"negative retries",
+       [](auto& c) {
+         c.dynamic_sampling = true;
+         c.max_dynamic_sampling_retries = -1;
+       },
+       {"max_dynamic_sampling_retries must be >= 0"}},
       {"empty output_dir", [](auto& c) { c.output_dir.clear(); }, {"output_dir must not be empty"}},
-      {"loss options: negative epsilon", [](auto& c) { c.epsilon = -0.1; }, {"loss options", "epsilon must be finite and >= 0"}},
+      {"loss options: negative epsilon",
+       [](auto& c) { c.epsilon = -0.1; },
+       {"loss options", "epsilon must be finite and >= 0"}},
       {"loss options: delta", [](auto& c) { c.delta = 1.1; }, {"loss options", "delta must be > 1 + epsilon_high"}},
       {"loss options: sapo", [](auto& c) { c.sapo_temperature_neg = 0.0; }, {"loss options", "sapo_temperature"}},
   };
@@ -233,7 +262,8 @@ TEST_CASE("GRPOConfig saves atomically and loads back, errors name the file", "[
   const std::string bad_json = dir.write("bad.json", "{\"beta\": 0.1,\n \"epsilon\": }");
   CHECK_THROWS_WITH(grpo::load_config(bad_json), Contains("bad.json") && Contains("not valid JSON"));
   const std::string invalid = dir.write("invalid.json", R"({"num_generations": 3})");
-  CHECK_THROWS_WITH(grpo::load_config(invalid), Contains("invalid.json") && Contains("divisible by num_generations = 3"));
+  CHECK_THROWS_WITH(grpo::load_config(invalid),
+                    Contains("invalid.json") && Contains("divisible by num_generations = 3"));
   const std::string unknown = dir.write("unknown.json", R"({"lerning_rate": 0.1})");
   CHECK_THROWS_WITH(grpo::load_config(unknown), Contains("unknown.json") && Contains("\"lerning_rate\""));
   CHECK_THROWS_WITH(grpo::load_config(dir.file("missing.json")), Contains("cannot open") && Contains("missing.json"));

@@ -1,10 +1,10 @@
 // Dataset loading from JSONL and JSON arrays: rows, columns, and errors that name file, line and element.
-#include <catch2/catch.hpp>
+#include "grpo/data/dataset.hpp"
 
+#include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
-#include "grpo/data/dataset.hpp"
 #include "scoped_temp_dir.hpp"
 
 using Catch::Matchers::Contains;
@@ -48,8 +48,7 @@ TEST_CASE("JSONL errors name the file and the line", "[dataset]") {
              Contains("noprompt.jsonl:2: row has no \"prompt\" field"));
   CHECK_THAT(dataset_error(dir.write("number.jsonl", "{\"prompt\": 7}\n")),
              Contains("number.jsonl:1: \"prompt\" must be a string, got number 7"));
-  CHECK_THAT(dataset_error(dir.write("array.jsonl", "[1, 2]\n")),
-             Contains("array.jsonl:1: expected a JSON object"));
+  CHECK_THAT(dataset_error(dir.write("array.jsonl", "[1, 2]\n")), Contains("array.jsonl:1: expected a JSON object"));
   CHECK_THAT(dataset_error(dir.file("absent.jsonl")), Contains("cannot open") && Contains("absent.jsonl"));
 }
 

@@ -1,6 +1,7 @@
 // Metric averaging and files, console formatting, the SVG chart and the atomic file write.
-#include <catch2/catch.hpp>
+#include "grpo/train/logging.hpp"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -9,7 +10,6 @@
 
 #include "grpo/detail/atomic_file.hpp"
 #include "grpo/train/chart.hpp"
-#include "grpo/train/logging.hpp"
 #include "scoped_temp_dir.hpp"
 
 using Catch::Matchers::Contains;
@@ -92,12 +92,18 @@ TEST_CASE("completions.jsonl holds prompt, completion, each reward and the advan
 }
 
 TEST_CASE("the console line and progress bar show what is present, with an ETA", "[logging]") {
-  const std::string line = grpo::format_log_line(
-      10, 100,
-      {{"reward", 0.5123}, {"reward_std", 0.2311}, {"kl", 0.0012}, {"clip_ratio/region_mean", 0.0},
-       {"completions/mean_length", 45.21}, {"learning_rate", 1e-6}, {"step_time", 1.234}, {"entropy", 0.9}});
-  CHECK(line == "step 10/100 | reward 0.512 \xC2\xB1 0.231 | kl 0.0012 | clip 0.000 | len 45.2 | lr 1.00e-06 | "
-                "1.23s/step");
+  const std::string line = grpo::format_log_line(10, 100,
+                                                 {{"reward", 0.5123},
+                                                  {"reward_std", 0.2311},
+                                                  {"kl", 0.0012},
+                                                  {"clip_ratio/region_mean", 0.0},
+                                                  {"completions/mean_length", 45.21},
+                                                  {"learning_rate", 1e-6},
+                                                  {"step_time", 1.234},
+                                                  {"entropy", 0.9}});
+  CHECK(line ==
+        "step 10/100 | reward 0.512 \xC2\xB1 0.231 | kl 0.0012 | clip 0.000 | len 45.2 | lr 1.00e-06 | "
+        "1.23s/step");
   CHECK(grpo::format_log_line(1, 5, {{"reward", 1.0}, {"kl", std::nan("")}}) == "step 1/5 | reward 1.000");
 
   CHECK(grpo::format_progress_bar(25, 100, 50.0, 20) == "[#####...............] 25/100  25% 00:50<02:30 2.00s/step");

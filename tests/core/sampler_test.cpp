@@ -1,17 +1,15 @@
 // RepeatSampler order, reproducibility and resume; TRL's micro-step buffering order; dynamic-sampling filter.
-#include <catch2/catch.hpp>
+#include "grpo/data/sampler.hpp"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <set>
 #include <vector>
 
-#include "grpo/data/sampler.hpp"
-
 using Catch::Matchers::Contains;
 
-TEST_CASE("the sampler repeats each prompt G times consecutively and covers an epoch without repeats",
-          "[sampler]") {
+TEST_CASE("the sampler repeats each prompt G times consecutively and covers an epoch without repeats", "[sampler]") {
   grpo::RepeatSampler sampler(/*num_prompts=*/10, /*prompts_per_batch=*/3, /*num_generations=*/4, /*seed=*/42);
   CHECK(sampler.batches_per_epoch() == 3);  // 10 / 3: the incomplete last chunk is dropped
   std::set<int64_t> seen;
@@ -123,7 +121,7 @@ TEST_CASE("micro-steps reuse each generation batch steps_per_generation x num_it
 
 TEST_CASE("dynamic sampling keeps only groups whose rewards differ", "[sampler]") {
   const double none = std::nan("");
-  const std::vector<double> rewards{1, 1, 1,  0, 1, 0,  none, 2, 2,  none, none, 3,  0.5, none, 0.25};
+  const std::vector<double> rewards{1, 1, 1, 0, 1, 0, none, 2, 2, none, none, 3, 0.5, none, 0.25};
   CHECK(grpo::groups_with_reward_variance(rewards, 3) == std::vector<int64_t>{1, 4});
   CHECK_THROWS_WITH(grpo::groups_with_reward_variance(rewards, 4), Contains("not a multiple of num_generations = 4"));
 }

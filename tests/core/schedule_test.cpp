@@ -1,7 +1,7 @@
 // Learning-rate schedules (Hugging Face semantics) and the run length derived from the config.
-#include <catch2/catch.hpp>
-
 #include "grpo/train/schedule.hpp"
+
+#include <catch2/catch.hpp>
 
 using Catch::Matchers::Contains;
 

@@ -1,14 +1,14 @@
 #pragma once
 // A fresh, uniquely named directory under the system temp directory, removed with everything in it at scope exit.
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
-
-#include <unistd.h>
 
 namespace grpo_test {
 

@@ -6,13 +6,12 @@
 #include <cstdint>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace grpo {
 
@@ -82,9 +81,7 @@ inline std::string row_problem(const nlohmann::json& row) {
   return {};
 }
 
-inline bool is_blank(const std::string& line) {
-  return line.find_first_not_of(" \t\r\n") == std::string::npos;
-}
+inline bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r\n") == std::string::npos; }
 
 }  // namespace detail
 
@@ -188,12 +185,12 @@ inline Dataset load_json_array(const std::string& path) {
     array = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     const auto [line, column] = detail::line_column(text, e.byte > 0 ? e.byte - 1 : 0);
-    throw std::invalid_argument(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                                ": invalid JSON (" + e.what() + ")");
+    throw std::invalid_argument(path + ":" + std::to_string(line) + ":" + std::to_string(column) + ": invalid JSON (" +
+                                e.what() + ")");
   }
   if (!array.is_array()) {
-    throw std::invalid_argument(path + ": expected a JSON array of row objects, got " +
-                                std::string(array.type_name()) + " (for one object per line, use a .jsonl file)");
+    throw std::invalid_argument(path + ": expected a JSON array of row objects, got " + std::string(array.type_name()) +
+                                " (for one object per line, use a .jsonl file)");
   }
   std::vector<nlohmann::json> rows;
   rows.reserve(array.size());

@@ -4,11 +4,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "grpo/data/dataset.hpp"
 #include "grpo/detail/json_fields.hpp"
@@ -45,8 +44,7 @@ class RepeatSampler {
  public:
   /// num_prompts: dataset size; prompts_per_batch: unique prompts per generation batch (>= 1, <= num_prompts);
   /// num_generations: G, the repeat count of each prompt (>= 1).
-  RepeatSampler(int64_t num_prompts, int64_t prompts_per_batch, int num_generations, uint64_t seed,
-                bool shuffle = true)
+  RepeatSampler(int64_t num_prompts, int64_t prompts_per_batch, int num_generations, uint64_t seed, bool shuffle = true)
       : num_prompts_(num_prompts),
         prompts_per_batch_(prompts_per_batch),
         num_generations_(num_generations),
@@ -56,9 +54,8 @@ class RepeatSampler {
                                   std::to_string(num_generations));
     }
     if (prompts_per_batch < 1 || num_prompts < prompts_per_batch) {
-      throw std::invalid_argument("grpo::RepeatSampler: a generation batch needs " +
-                                  std::to_string(prompts_per_batch) + " prompts but the dataset has " +
-                                  std::to_string(num_prompts) +
+      throw std::invalid_argument("grpo::RepeatSampler: a generation batch needs " + std::to_string(prompts_per_batch) +
+                                  " prompts but the dataset has " + std::to_string(num_prompts) +
                                   "; use more prompts or lower per_device_train_batch_size * steps_per_generation");
     }
     state_.seed = seed;

@@ -2,25 +2,25 @@
 // Crash-safe file replacement: readers see either the old file or the complete new one, never a torn write.
 // POSIX only (open/fsync/rename); used by configs, charts and checkpoints.
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 namespace grpo::detail {
 
 // "<what> '<path>': <strerror(errno)>" for error messages.
-inline std::string errno_message(const std::string& what, const std::string& path, int error) {
+inline std::string file_errno_message(const std::string& what, const std::string& path, int error) {
   return what + " '" + path + "': " + std::strerror(error);
 }
 
 // Directory part of `path` ("." when it has none), for the directory fsync after the rename.
-inline std::string parent_directory(const std::string& path) {
+inline std::string parent_directory_of(const std::string& path) {
   const auto slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
@@ -35,13 +35,13 @@ inline void atomic_write_file(const std::string& path, std::string_view bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw std::runtime_error(errno_message("grpo::atomic_write_file: cannot create temporary file for", path, errno) +
+    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot create temporary file for", path, errno) +
                              " (check that the directory exists and is writable)");
   }
   auto fail = [&](const char* what, int error) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw std::runtime_error(errno_message(std::string("grpo::atomic_write_file: ") + what, path, error));
+    throw std::runtime_error(file_errno_message(std::string("grpo::atomic_write_file: ") + what, path, error));
   };
   const char* data = bytes.data();
   std::size_t left = bytes.size();
@@ -58,24 +58,24 @@ inline void atomic_write_file(const std::string& path, std::string_view bytes) {
   if (::close(fd) != 0) {
     const int error = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(errno_message("grpo::atomic_write_file: cannot close", path, error));
+    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot close", path, error));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int error = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(errno_message("grpo::atomic_write_file: cannot rename temporary file onto", path, error));
+    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot rename temporary file onto", path, error));
   }
   // Persist the directory entry; a failure here leaves a complete file in place, so it is still reported.
-  const std::string dir = parent_directory(path);
+  const std::string dir = parent_directory_of(path);
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) {
-    throw std::runtime_error(errno_message("grpo::atomic_write_file: cannot open the directory of", path, errno));
+    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot open the directory of", path, errno));
   }
   const int sync_result = ::fsync(dir_fd);
   const int sync_error = errno;
   ::close(dir_fd);
   if (sync_result != 0) {
-    throw std::runtime_error(errno_message("grpo::atomic_write_file: cannot fsync the directory of", path, sync_error));
+    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot fsync the directory of", path, sync_error));
   }
 }
 

@@ -32,9 +32,9 @@ struct has_on_log<C, std::void_t<decltype(std::declval<C&>().on_log(
 template <class C, class = void>
 struct has_on_save : std::false_type {};
 template <class C>
-struct has_on_save<C, std::void_t<decltype(std::declval<C&>().on_save(std::declval<const TrainerState&>(),
-                                                                       std::declval<const std::string&>()))>>
-    : std::true_type {};
+struct has_on_save<C, std::void_t<decltype(std::declval<C&>().on_save(
+                          std::declval<const TrainerState&>(), std::declval<const std::string&>()))>> : std::true_type {
+};
 }  // namespace detail
 
 /// True when Callback has `on_step_end(const TrainerState&)`.
@@ -63,8 +63,7 @@ void invoke_on_step_end(const TrainerState& state, Callbacks&... callbacks) {
 
 /// Calls on_log on each callback that has it, in order.
 template <class... Callbacks>
-void invoke_on_log(const TrainerState& state, const std::map<std::string, double>& metrics,
-                   Callbacks&... callbacks) {
+void invoke_on_log(const TrainerState& state, const std::map<std::string, double>& metrics, Callbacks&... callbacks) {
   auto call = [&](auto& c) {
     if constexpr (has_on_log_v<decltype(c)>) c.on_log(state, metrics);
   };
@@ -93,8 +92,7 @@ void invoke_on_log(const TrainerState& state, const std::map<std::string, double
   std::apply([&](auto&... c) { invoke_on_log(state, metrics, c...); }, callbacks);
 }
 template <class... Callbacks>
-void invoke_on_save(const TrainerState& state, const std::string& checkpoint_dir,
-                    std::tuple<Callbacks...>& callbacks) {
+void invoke_on_save(const TrainerState& state, const std::string& checkpoint_dir, std::tuple<Callbacks...>& callbacks) {
   std::apply([&](auto&... c) { invoke_on_save(state, checkpoint_dir, c...); }, callbacks);
 }
 

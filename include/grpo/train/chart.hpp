@@ -31,9 +31,7 @@ inline std::vector<ChartPanel> default_chart_panels() {
   return {
       {"Reward", {"reward", "eval_reward", "eval_accuracy"}, {"train reward", "eval reward", "eval accuracy"}},
       {"KL to reference", {"kl"}, {"kl"}},
-      {"Completion length (tokens)",
-       {"completions/mean_length", "completions/max_length"},
-       {"mean", "max"}},
+      {"Completion length (tokens)", {"completions/mean_length", "completions/max_length"}, {"mean", "max"}},
       {"Learning rate", {"learning_rate"}, {"learning_rate"}},
   };
 }
@@ -44,11 +42,20 @@ inline std::string xml_escape(const std::string& text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -217,9 +224,9 @@ inline std::string render_training_chart(const std::vector<MetricRecord>& histor
   // The step axis starts at 0 (or below, for odd inputs) and spans at least one step.
   step_low = std::min(step_low, 0.0);
   if (!(step_high > step_low)) step_high = step_low + 1;
-  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + detail::svg_number(width) +
-                    "\" height=\"" + detail::svg_number(height) + "\" viewBox=\"0 0 " + detail::svg_number(width) +
-                    " " + detail::svg_number(height) + "\" font-family=\"Helvetica, Arial, sans-serif\">\n";
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + detail::svg_number(width) + "\" height=\"" +
+                    detail::svg_number(height) + "\" viewBox=\"0 0 " + detail::svg_number(width) + " " +
+                    detail::svg_number(height) + "\" font-family=\"Helvetica, Arial, sans-serif\">\n";
   svg += "<rect width=\"100%\" height=\"100%\" fill=\"#f7f7f7\"/>\n";
   std::string subtitle;
   if (!history.empty()) {

@@ -6,14 +6,13 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "grpo/core/advantages.hpp"
 #include "grpo/core/loss_options.hpp"
@@ -188,7 +187,9 @@ struct GRPOConfig {
 
 namespace detail {
 inline constexpr std::array<std::pair<LrSchedulerType, const char*>, 3> lr_scheduler_type_names{
-    {{LrSchedulerType::constant, "constant"}, {LrSchedulerType::linear, "linear"}, {LrSchedulerType::cosine, "cosine"}}};
+    {{LrSchedulerType::constant, "constant"},
+     {LrSchedulerType::linear, "linear"},
+     {LrSchedulerType::cosine, "cosine"}}};
 
 // Shortest text that reads back as the same double ("0.1", not "0.100000").
 inline std::string format_number(double value) {
@@ -268,8 +269,10 @@ inline void GRPOConfig::validate() const {
   if (!(learning_rate >= 0) || !std::isfinite(learning_rate)) {
     config_error("learning_rate must be finite and >= 0, got " + format_number(learning_rate));
   }
-  if (!(adam_beta1 >= 0 && adam_beta1 < 1)) config_error("adam_beta1 must be in [0, 1), got " + format_number(adam_beta1));
-  if (!(adam_beta2 >= 0 && adam_beta2 < 1)) config_error("adam_beta2 must be in [0, 1), got " + format_number(adam_beta2));
+  if (!(adam_beta1 >= 0 && adam_beta1 < 1))
+    config_error("adam_beta1 must be in [0, 1), got " + format_number(adam_beta1));
+  if (!(adam_beta2 >= 0 && adam_beta2 < 1))
+    config_error("adam_beta2 must be in [0, 1), got " + format_number(adam_beta2));
   if (!(adam_epsilon > 0)) config_error("adam_epsilon must be > 0, got " + format_number(adam_epsilon));
   if (!(weight_decay >= 0) || !std::isfinite(weight_decay)) {
     config_error("weight_decay must be finite and >= 0, got " + format_number(weight_decay));
@@ -292,7 +295,8 @@ inline void GRPOConfig::validate() const {
     config_error("max_dynamic_sampling_retries must be >= 0, got " + std::to_string(max_dynamic_sampling_retries));
   }
   positive("logging_steps", logging_steps);
-  if (save_steps < 0) config_error("save_steps must be >= 0 (0 disables checkpoints), got " + std::to_string(save_steps));
+  if (save_steps < 0)
+    config_error("save_steps must be >= 0 (0 disables checkpoints), got " + std::to_string(save_steps));
   if (save_total_limit) positive("save_total_limit", *save_total_limit);
   if (eval_steps) positive("eval_steps", *eval_steps);
   if (output_dir.empty()) config_error("output_dir must not be empty");

@@ -2,19 +2,18 @@
 // Training observability: per-step metric averaging (NaN dropped, as TRL does), metrics.jsonl and
 // completions.jsonl writers, and the console line and progress bar as pure string functions. Torch-free.
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <Eigen/Core>
-#include <nlohmann/json.hpp>
 
 namespace grpo {
 
@@ -158,8 +157,8 @@ class CompletionsLog {
       line["prompt"] = prompts[i];
       line["completion"] = completions[i];
       for (std::size_t j = 0; j < k; ++j) {
-        line[reward_names[j]] = detail::number_or_null(rewards_per_func(static_cast<Eigen::Index>(i),
-                                                                         static_cast<Eigen::Index>(j)));
+        line[reward_names[j]] =
+            detail::number_or_null(rewards_per_func(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)));
       }
       line["advantage"] = detail::number_or_null(advantages[i]);
       file_.append(line);

@@ -2,9 +2,8 @@
 // TrainerState: where a training run stands, as callbacks and checkpoints see it. Torch-free.
 
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "grpo/detail/json_fields.hpp"
 
@@ -29,10 +28,10 @@ struct TrainerState {
 };
 
 inline void to_json(nlohmann::json& j, const TrainerState& s) {
-  j = nlohmann::json{{"global_step", s.global_step},   {"epoch", s.epoch},
-                     {"max_steps", s.max_steps},       {"micro_step", s.micro_step},
-                     {"num_tokens", s.num_tokens},     {"elapsed_seconds", s.elapsed_seconds},
-                     {"last_checkpoint", s.last_checkpoint}};
+  j = nlohmann::json{
+      {"global_step", s.global_step},        {"epoch", s.epoch},           {"max_steps", s.max_steps},
+      {"micro_step", s.micro_step},          {"num_tokens", s.num_tokens}, {"elapsed_seconds", s.elapsed_seconds},
+      {"last_checkpoint", s.last_checkpoint}};
 }
 inline void from_json(const nlohmann::json& j, TrainerState& s) {
   detail::JsonFields f(j, "TrainerState");
