@@ -60,7 +60,7 @@ struct GenerationOptions {
   }
 };
 
-/// What generate() returns; every tensor is on the prompt's device and is a normal (non-inference) tensor.
+/// What generate() returns; every tensor is on the prompt's device.
 struct GenerationResult {
   /// [B,T] int64 completion tokens, T = the longest completion (<= max_new_tokens), pad_token_id after each end.
   torch::Tensor completion_ids;
@@ -90,7 +90,8 @@ inline torch::Tensor choose_tokens(torch::Tensor logits, const torch::Tensor& se
 }  // namespace detail
 
 /// Generates completions for left-padded prompts. prompt_ids [B,P] int64; prompt_mask [B,P] 0/1 (undefined: all
-/// ones). Runs under inference mode with the model in whatever train/eval mode it is in (Policy keeps it in eval).
+/// ones). Runs without autograd (NoGradGuard: TorchScript modules with trainable parameters fail under
+/// InferenceMode) with the model in whatever train/eval mode it is in (Policy keeps it in eval).
 /// With a model that fills the KV cache each new token costs one forward of one position (attention over the
 /// cache); a model that leaves the cache empty gets the whole sequence recomputed per token.
 template <class M>
@@ -129,9 +130,9 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
     }
   }
 
-  std::vector<torch::Tensor> outputs;  // completion_ids, mask, lengths, truncated (inference tensors)
+  GenerationResult result;
   {
-    torch::InferenceMode inference;
+    torch::NoGradGuard no_grad;
     const auto device = prompt_ids.device();
     const auto ids = prompt_ids.to(torch::kLong);
     auto mask = prompt_mask.defined() ? prompt_mask.to(device, torch::kLong)
@@ -176,10 +177,9 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
     auto completion_ids = tokens.empty() ? torch::empty({batch, 0}, long_options) : torch::stack(tokens, 1);
     const auto positions = torch::arange(completion_ids.size(1), long_options).unsqueeze(0);
     const auto completion_mask = (positions < lengths.unsqueeze(1)).to(torch::kLong);
-    outputs = {completion_ids, completion_mask, lengths, finished.logical_not()};
+    result = {completion_ids, completion_mask, lengths, finished.logical_not()};
   }
-  // Outside inference mode: clones are normal tensors, usable later as autograd inputs (e.g. gather indices).
-  return {outputs[0].clone(), outputs[1].clone(), outputs[2].clone(), outputs[3].clone()};
+  return result;
 }
 
 }  // namespace grpo

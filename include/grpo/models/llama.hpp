@@ -5,8 +5,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -20,6 +24,7 @@
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/models/causal_lm.hpp"
 #include "grpo/models/llama_config.hpp"
+#include "grpo/models/safetensors.hpp"
 
 namespace grpo {
 
@@ -272,6 +277,65 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
 
   /// The configuration the model was built from.
   const LlamaConfig& config() const { return config_; }
+
+  /// Copies `tensors` (HF names, any dtype: converted to the parameters' dtype) into the parameters. Every
+  /// parameter must be present with its shape; a tensor that is not a parameter is an error, except lm_head.weight
+  /// of a tied model and rotary inv_freq buffers. Errors name `source`, the tensor and both shapes.
+  void load_weights(const TensorMap& tensors, const std::string& source) {
+    auto params = named_parameters();
+    for (const auto& item : params) {
+      const auto it = tensors.find(item.key());
+      if (it == tensors.end()) {
+        throw std::runtime_error(source + ": tensor \"" + item.key() + "\" is missing");
+      }
+      if (it->second.sizes() != item.value().sizes()) {
+        std::ostringstream message;
+        message << source << ": tensor \"" << item.key() << "\" has shape " << it->second.sizes()
+                << " but the model expects " << item.value().sizes();
+        throw std::runtime_error(message.str());
+      }
+    }
+    for (const auto& [name, tensor] : tensors) {
+      const bool ignorable = (config_.tie_word_embeddings && name == "lm_head.weight") ||
+                             name.find("rotary_emb.inv_freq") != std::string::npos;
+      if (!params.contains(name) && !ignorable) {
+        throw std::runtime_error(source + ": unexpected tensor \"" + name + "\" (not a parameter of this " +
+                                 config_.model_type + " configuration)");
+      }
+    }
+    torch::NoGradGuard no_grad;
+    for (auto& item : params) item.value().copy_(tensors.at(item.key()));
+  }
+
+  /// Writes `dir`/config.json and `dir`/model.safetensors (parameters in their current dtype, HF names; the
+  /// tied lm_head is not stored). Creates `dir`; each file is written atomically.
+  void save_pretrained(const std::string& dir) const {
+    namespace fs = std::filesystem;
+    fs::create_directories(dir);
+    TensorMap tensors;
+    for (const auto& item : named_parameters()) tensors[item.key()] = item.value();
+    auto config = config_;
+    const auto dtype = tensors.begin()->second.scalar_type();
+    config.torch_dtype = dtype == torch::kBFloat16 ? "bfloat16"
+                         : dtype == torch::kHalf   ? "float16"
+                         : dtype == torch::kDouble ? "float64"
+                                                   : "float32";
+    write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors, {{"format", "pt"}});
+    fs::remove(fs::path(dir) / safetensors_index_name);  // a stale shard index would take precedence on load
+    config.save((fs::path(dir) / "config.json").string());
+  }
+
+  /// Loads a Hugging Face checkpoint directory (config.json + model.safetensors or a sharded index) into a new
+  /// model on the CPU; `dtype` (default float32) is the parameters' dtype.
+  static std::shared_ptr<LlamaModel> from_pretrained(const std::string& dir,
+                                                     std::optional<torch::ScalarType> dtype = std::nullopt) {
+    namespace fs = std::filesystem;
+    const auto config = LlamaConfig::load((fs::path(dir) / "config.json").string());
+    auto model = std::make_shared<LlamaModel>(config);
+    if (dtype) model->to(*dtype);
+    model->load_weights(read_safetensors_dir(dir), dir);
+    return model;
+  }
 
   std::shared_ptr<LlamaBackbone> model;   ///< decoder stack ("model.*" tensors)
   torch::nn::Linear lm_head{nullptr};     ///< [V,d] output projection; null when tied to model.embed_tokens

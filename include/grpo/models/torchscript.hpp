@@ -1,0 +1,89 @@
+#pragma once
+// TorchScriptLM: a torch::jit::Module (e.g. exported from Python with torch.jit.script / torch.jit.save) as a
+// CausalLM. The module's forward must be
+//   forward(self, input_ids: Tensor [B,L] int64, attention_mask: Tensor [B,L] int64 0/1) -> Tensor [B,L,V]
+// There is no KV cache through this adapter: the cache argument is left empty, so generate() recomputes the whole
+// sequence at each step (correct, but each new token costs a full forward).
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/script.h>
+
+#include "grpo/detail/tensor_checks.hpp"
+#include "grpo/models/causal_lm.hpp"
+
+namespace grpo {
+
+/// Adapter that makes a TorchScript module with forward(input_ids, attention_mask) -> logits a CausalLM.
+class TorchScriptLM {
+ public:
+  /// Wraps a loaded module (it is shared, not copied).
+  explicit TorchScriptLM(torch::jit::Module module) : module_(std::move(module)) {
+    if (!module_.find_method("forward")) {
+      throw std::invalid_argument("grpo::TorchScriptLM: the TorchScript module has no forward method");
+    }
+  }
+
+  /// Loads a module saved with torch.jit.save / Module::save from `path`, onto `device`.
+  static std::shared_ptr<TorchScriptLM> load(const std::string& path, torch::Device device = torch::kCPU) {
+    try {
+      return std::make_shared<TorchScriptLM>(torch::jit::load(path, device));
+    } catch (const c10::Error& e) {
+      throw std::runtime_error("grpo::TorchScriptLM: cannot load " + path + ": " + e.what_without_backtrace());
+    }
+  }
+
+  /// Logits [B,L,V] for input_ids [B,L]; attention_mask [B,L] 0/1 (undefined: all ones). `cache` is not used
+  /// (it stays empty); passing a non-empty cache is an error.
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, KVCache* cache) {
+    const std::string where = "grpo::TorchScriptLM::forward: ";
+    if (cache != nullptr && !cache->empty()) {
+      throw std::invalid_argument(where + "TorchScript models have no KV cache; pass an empty cache or nullptr");
+    }
+    const auto mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones_like(input_ids);
+    const auto out = module_.forward({input_ids, mask});
+    if (!out.isTensor() || out.toTensor().dim() != 3 || out.toTensor().size(0) != input_ids.size(0) ||
+        out.toTensor().size(1) != input_ids.size(1)) {
+      throw std::runtime_error(where + "the module must return logits [B,L,V] for input_ids " +
+                               detail::shape_string(input_ids) + ", got " +
+                               (out.isTensor() ? detail::shape_string(out.toTensor()) : out.tagKind()));
+    }
+    return out.toTensor();
+  }
+
+  /// The module's parameters (recursively).
+  std::vector<torch::Tensor> parameters() const {
+    std::vector<torch::Tensor> out;
+    for (const auto& p : module_.parameters()) out.push_back(p);
+    return out;
+  }
+
+  /// Training (true) or evaluation (false) mode, recursively.
+  void train(bool on) { module_.train(on); }
+  /// True in training mode.
+  bool is_training() const { return module_.is_training(); }
+  /// A deep copy (new parameter storage, leaf parameters with the same requires_grad), used by Reference.
+  std::shared_ptr<TorchScriptLM> clone() const {
+    auto copy = module_.deepcopy();
+    // deepcopy clones tensors through autograd; detach so the copies are leaves like the originals.
+    for (auto sub : copy.modules()) {
+      for (const auto& p : sub.named_parameters(/*recurse=*/false)) {
+        sub.setattr(p.name, p.value.detach().requires_grad_(p.value.requires_grad()));
+      }
+    }
+    return std::make_shared<TorchScriptLM>(copy);
+  }
+  /// The wrapped module.
+  torch::jit::Module& module() { return module_; }
+
+ private:
+  torch::jit::Module module_;
+};
+
+static_assert(check_causal_lm<TorchScriptLM>());
+
+}  // namespace grpo
