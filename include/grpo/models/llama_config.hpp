@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "grpo/models/detail/atomic_file.hpp"
+#include "grpo/detail/atomic_file.hpp"
 
 namespace grpo {
 
@@ -111,7 +111,7 @@ struct LlamaConfig {
 
   /// Reads a Hugging Face config.json; errors name the file and the field.
   static LlamaConfig load(const std::string& path);
-  /// Writes config.json (atomically: <path>.tmp then rename).
+  /// Writes config.json atomically (temporary file, fsync, rename).
   void save(const std::string& path) const;
 };
 
@@ -244,7 +244,7 @@ inline LlamaConfig LlamaConfig::load(const std::string& path) {
 
 inline void LlamaConfig::save(const std::string& path) const {
   validate();
-  detail::write_file_atomically(path, nlohmann::json(*this).dump(2) + "\n");
+  detail::atomic_write_file(path, nlohmann::json(*this).dump(2) + "\n");
 }
 
 }  // namespace grpo

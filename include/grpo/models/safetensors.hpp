@@ -26,7 +26,7 @@
 #include <torch/types.h>
 
 #include "grpo/detail/tensor_checks.hpp"
-#include "grpo/models/detail/atomic_file.hpp"
+#include "grpo/detail/atomic_file.hpp"
 
 namespace grpo {
 
@@ -180,7 +180,7 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
 }
 
 /// Writes `tensors` (any device and dtype among F64/F32/F16/BF16/I64/I32/I16/I8/U8/BOOL) to a safetensors file,
-/// atomically (<path>.tmp, fsync, rename). Tensors are stored in name order; the header is padded to 8 bytes.
+/// atomically (temporary file, fsync, rename). Tensors are stored in name order; the header is padded to 8 bytes.
 inline void write_safetensors(const std::string& path, const TensorMap& tensors,
                               const std::map<std::string, std::string>& metadata = {}) {
   detail::require_little_endian(path);
@@ -211,7 +211,7 @@ inline void write_safetensors(const std::string& path, const TensorMap& tensors,
   for (int i = 0; i < 8; ++i, n >>= 8) bytes.push_back(static_cast<char>(n & 0xff));
   bytes += header_text;
   for (const auto& t : data) bytes.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
-  detail::write_bytes_atomically(path, bytes.data(), bytes.size());
+  detail::atomic_write_file(path, bytes);
 }
 
 /// Name of the index file of a sharded checkpoint.
@@ -288,7 +288,7 @@ inline void write_safetensors_sharded(const std::string& dir, const TensorMap& t
     write_safetensors((fs::path(dir) / file).string(), shards[i], {{"format", "pt"}});
     for (const auto& item : shards[i]) index["weight_map"][item.first] = file;
   }
-  detail::write_file_atomically((fs::path(dir) / safetensors_index_name).string(), index.dump(2) + "\n");
+  detail::atomic_write_file((fs::path(dir) / safetensors_index_name).string(), index.dump(2) + "\n");
 }
 
 }  // namespace grpo
