@@ -123,6 +123,8 @@ TEST_CASE("GRPOConfig JSON rejects unknown keys, bad enum names and wrong types"
                     Contains("unknown lr_scheduler_type \"step\"") && Contains("\"cosine\""));
   CHECK_THROWS_WITH(nlohmann::json::parse(R"({"learning_rate": "fast"})").get<grpo::GRPOConfig>(),
                     Contains("field \"learning_rate\" has a bad value"));
+  CHECK_THROWS_WITH(nlohmann::json::parse(R"({"seed": -1})").get<grpo::GRPOConfig>(),
+                    Contains("field \"seed\" must be a non-negative integer, got -1"));
 }
 
 TEST_CASE("GRPOConfig maps onto the kernel's loss and advantage options", "[config]") {

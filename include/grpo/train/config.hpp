@@ -406,6 +406,10 @@ inline void from_json(const nlohmann::json& j, GRPOConfig& c) {
   f.read("shuffle_dataset", c.shuffle_dataset);
   f.read("max_steps", c.max_steps);
   f.read("num_train_epochs", c.num_train_epochs);
+  if (const auto seed = j.find("seed");
+      seed != j.end() && seed->is_number_integer() && !seed->is_number_unsigned() && seed->get<int64_t>() < 0) {
+    throw std::invalid_argument("GRPOConfig: field \"seed\" must be a non-negative integer, got " + seed->dump());
+  }
   f.read("seed", c.seed);
   f.read("dynamic_sampling", c.dynamic_sampling);
   f.read("max_dynamic_sampling_retries", c.max_dynamic_sampling_retries);
