@@ -1,10 +1,10 @@
 // Generation: batched left-padded == one by one, seeds, EOS / stop handling, the KV cache against recomputation,
 // and the logits filters on fixed distributions.
+#include <torch/types.h>
+
 #include <cmath>
 #include <limits>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "grpo/generation/generate.hpp"
 #include "grpo/generation/sampling.hpp"
@@ -160,6 +160,6 @@ TEST_CASE("top_k, top_p, min_p and repetition_penalty act as specified on fixed 
   const auto draws = grpo::sample_rows(probs, rngs);
   const auto freq = torch::bincount(draws, {}, 5).to(torch::kDouble) / 4000.0;
   CHECK(freq[4].item<double>() == 0.0);
-  CHECK(torch::allclose(freq.slice(0, 0, 4), (torch::tensor({0.5, 0.2, 0.15, 0.1}) / 0.95).to(torch::kDouble), 0,
-                        0.03));
+  CHECK(
+      torch::allclose(freq.slice(0, 0, 4), (torch::tensor({0.5, 0.2, 0.15, 0.1}) / 0.95).to(torch::kDouble), 0, 0.03));
 }

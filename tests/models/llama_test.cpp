@@ -1,12 +1,13 @@
 // The Llama-family decoder: KV-cache consistency, left-padding invariance, GQA / qkv-bias / tied variants,
 // deep copies, and the CausalLM trait.
-#include <set>
-#include <string>
+#include "grpo/models/llama.hpp"
 
 #include <torch/types.h>
 
+#include <set>
+#include <string>
+
 #include "grpo/models/causal_lm.hpp"
-#include "grpo/models/llama.hpp"
 #include "models/model_fixtures.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
@@ -30,8 +31,8 @@ static_assert(!grpo::is_causal_lm_v<int>);
 
 TEST_CASE("llama logits with the KV cache equal logits without it, for GQA, qkv-bias and MHA configurations",
           "[llama]") {
-  for (const auto& config : {grpo::testing::tiny_gqa(), grpo::testing::tiny_qwen2(),
-                             grpo::testing::tiny_llama_bias()}) {
+  for (const auto& config :
+       {grpo::testing::tiny_gqa(), grpo::testing::tiny_qwen2(), grpo::testing::tiny_llama_bias()}) {
     INFO("model_type " << config.model_type << " heads " << config.num_attention_heads << "/"
                        << config.num_key_value_heads << " tied " << config.tie_word_embeddings);
     grpo::LlamaModel model(config);

@@ -1,10 +1,10 @@
 #pragma once
 // Small Llama-family configurations and prompt helpers shared by the model tests.
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "grpo/models/llama_config.hpp"
 

@@ -1,14 +1,15 @@
 // Policy / Reference wrappers, a user-written torch::nn module through the CausalLM trait, and the char tokenizer.
-#include <memory>
-#include <vector>
+#include "grpo/models/policy.hpp"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/types.h>
 
+#include <memory>
+#include <vector>
+
 #include "grpo/models/llama.hpp"
-#include "grpo/models/policy.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
 #include "models/model_fixtures.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
@@ -46,8 +47,8 @@ TEST_CASE("policy completion log-probs match a brute-force per-position computat
   const auto completion_mask = torch::tensor({{1, 1, 1}, {1, 1, 0}, {1, 0, 0}}, torch::kLong);
   const double temperature = 0.7;
 
-  const auto full = policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, temperature,
-                                            0, /*want_entropy=*/true);
+  const auto full = policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, temperature, 0,
+                                            /*want_entropy=*/true);
   REQUIRE(full.logps.sizes() == torch::IntArrayRef({3, 3}));
   REQUIRE(full.entropies.defined());
   CHECK(full.logps.requires_grad());

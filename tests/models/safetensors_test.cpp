@@ -1,19 +1,20 @@
 // safetensors I/O and Hugging Face checkpoint directories: bit-exact round trips, a file from an independent
 // writer, sharded checkpoints, and the errors for bad configs and bad files.
+#include "grpo/models/safetensors.hpp"
+
+#include <torch/types.h>
+
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-#include <torch/types.h>
-
 #include "grpo/models/llama.hpp"
-#include "grpo/models/safetensors.hpp"
 #include "models/model_fixtures.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
@@ -130,16 +131,16 @@ TEST_CASE("a model saved with save_pretrained loads back bit-exact, in float32, 
   CHECK(static_cast<unsigned char>(mixed_bytes[0]) % 8 == 0);  // header length padded to 8 (data aligned)
 }
 
-TEST_CASE("a file written by an independent minimal writer loads, with F32, BF16 and F16 tensors",
-          "[safetensors]") {
+TEST_CASE("a file written by an independent minimal writer loads, with F32, BF16 and F16 tensors", "[safetensors]") {
   grpo::testing::TempDir tmp;
   // 1.0, -2.0, 0.5 in bfloat16 and float16 bit patterns.
   std::string bf16, f16;
   for (const uint16_t bits : {0x3F80, 0xC000, 0x3F00}) append_le(bf16, bits, 2);
   for (const uint16_t bits : {0x3C00, 0xC000, 0x3800}) append_le(f16, bits, 2);
   const auto values = torch::tensor({{1.5f, -0.25f}, {3.0f, 1e-3f}});
-  grpo::testing::write_bytes(tmp.file("raw.safetensors"),
-                             minimal_safetensors({raw_f32("a", values), {"b", "BF16", {3}, bf16}, {"c", "F16", {3}, f16}}));
+  grpo::testing::write_bytes(
+      tmp.file("raw.safetensors"),
+      minimal_safetensors({raw_f32("a", values), {"b", "BF16", {3}, bf16}, {"c", "F16", {3}, f16}}));
   const auto file = grpo::read_safetensors(tmp.file("raw.safetensors"));
   CHECK(torch::equal(file.tensors.at("a"), values));
   CHECK(file.tensors.at("b").scalar_type() == torch::kBFloat16);
@@ -158,8 +159,7 @@ TEST_CASE("a file written by an independent minimal writer loads, with F32, BF16
   CHECK(torch::equal(loaded->forward(ids), model.forward(ids)));
 }
 
-TEST_CASE("bad configs and bad safetensors files fail with errors naming the file, field or tensor",
-          "[safetensors]") {
+TEST_CASE("bad configs and bad safetensors files fail with errors naming the file, field or tensor", "[safetensors]") {
   grpo::testing::TempDir tmp;
   grpo::LlamaModel model(grpo::testing::tiny_gqa());
   const auto dir = tmp.file("ckpt");
@@ -183,8 +183,8 @@ TEST_CASE("bad configs and bad safetensors files fail with errors naming the fil
   config_error([](auto& j) { j["num_key_value_heads"] = 3; }, "num_key_value_heads");
   grpo::testing::write_bytes(config_path, good_config.dump());
   auto minimal_config = nlohmann::json::object();  // defaults fill the optional fields
-  for (const char* key : {"model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                          "num_attention_heads"}) {
+  for (const char* key :
+       {"model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"}) {
     minimal_config[key] = good_config[key];
   }
   const auto defaults = minimal_config.get<grpo::LlamaConfig>();
@@ -230,8 +230,9 @@ TEST_CASE("bad configs and bad safetensors files fail with errors naming the fil
   file_error(good.substr(0, 100), "truncated file");
   file_error(good.substr(0, 5), "shorter than");
   file_error(minimal_safetensors({{"x", "F32", {2}, std::string(16, '\0')}}), "tensor \"x\" spans 16 bytes");
-  std::string header = "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                       "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+  std::string header =
+      "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+      "\"y\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
   std::string overlapping;
   append_le(overlapping, header.size(), 8);
   file_error(overlapping + header + std::string(12, '\0'), "overlap");

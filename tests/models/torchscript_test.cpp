@@ -1,13 +1,14 @@
 // A TorchScript module saved by the test, loaded back and run through TorchScriptLM: forward, generation,
 // policy log-probs with gradients, and a frozen reference copy.
-#include <memory>
+#include "grpo/models/torchscript.hpp"
 
 #include <torch/script.h>
 #include <torch/types.h>
 
+#include <memory>
+
 #include "grpo/generation/generate.hpp"
 #include "grpo/models/policy.hpp"
-#include "grpo/models/torchscript.hpp"
 #include "models/model_fixtures.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
@@ -33,10 +34,9 @@ def forward(self, input_ids, attention_mask):
   }
   auto model = grpo::TorchScriptLM::load(tmp.file("lm.pt"));
   const auto [ids, mask] = grpo::testing::left_pad({{1, 2, 3}, {4}});
-  const auto expected =
-      torch::matmul(torch::cumsum(embed.index_select(0, ids.reshape({-1})).view({2, 3, 8}) *
-                                      mask.unsqueeze(-1).to(torch::kFloat), 1),
-                    head.t());
+  const auto expected = torch::matmul(
+      torch::cumsum(embed.index_select(0, ids.reshape({-1})).view({2, 3, 8}) * mask.unsqueeze(-1).to(torch::kFloat), 1),
+      head.t());
   CHECK(torch::allclose(model->forward(ids, mask, nullptr), expected, 1e-5, 1e-6));
   CHECK(model->parameters().size() == 2);
 

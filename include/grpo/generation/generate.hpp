@@ -2,14 +2,14 @@
 // Batched generation from left-padded prompts with a KV cache, sampling filters, EOS / stop tokens and
 // per-row seeded generators.
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/generation/sampling.hpp"
@@ -110,18 +110,18 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
     detail::require_shape(where, "prompt_mask", prompt_mask, {batch, prompt_length}, "[B,P] like prompt_ids");
   }
   if (!options.row_seeds.empty() && static_cast<int64_t>(options.row_seeds.size()) != batch) {
-    throw std::invalid_argument(where + "row_seeds has " + std::to_string(options.row_seeds.size()) +
-                                " seeds for " + std::to_string(batch) + " rows");
+    throw std::invalid_argument(where + "row_seeds has " + std::to_string(options.row_seeds.size()) + " seeds for " +
+                                std::to_string(batch) + " rows");
   }
 
   std::vector<std::mt19937_64> rngs;
   if (options.do_sample) {
     uint64_t base = 0;
     if (options.row_seeds.empty()) {
-      base = options.seed ? *options.seed
-                          : static_cast<uint64_t>(torch::randint(0, std::numeric_limits<int64_t>::max(), {1},
-                                                                 torch::kLong)
-                                                      .item<int64_t>());
+      base = options.seed
+                 ? *options.seed
+                 : static_cast<uint64_t>(
+                       torch::randint(0, std::numeric_limits<int64_t>::max(), {1}, torch::kLong).item<int64_t>());
     }
     for (int64_t b = 0; b < batch; ++b) {
       const auto seed = options.row_seeds.empty() ? row_seed(base, static_cast<uint64_t>(b))

@@ -16,14 +16,14 @@
 // grpo::LlamaModel, any torch::nn::Module with this forward, and grpo::TorchScriptLM (a torch::jit::Module
 // adapter) qualify.
 
+#include <torch/types.h>
+
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <torch/types.h>
 
 namespace grpo {
 
@@ -92,8 +92,9 @@ struct has_lm_forward<M, std::void_t<decltype(std::declval<torch::Tensor&>() = s
 template <class M, class = void>
 struct has_parameters : std::false_type {};
 template <class M>
-struct has_parameters<M, std::void_t<decltype(std::declval<M&>().parameters().begin()),
-                                     decltype(std::declval<M&>().parameters().size())>> : std::true_type {};
+struct has_parameters<
+    M, std::void_t<decltype(std::declval<M&>().parameters().begin()), decltype(std::declval<M&>().parameters().size())>>
+    : std::true_type {};
 
 template <class M, class = void>
 struct has_train : std::false_type {};
@@ -104,7 +105,7 @@ struct has_train<M, std::void_t<decltype(std::declval<M&>().train(false))>> : st
 
 /// True when M meets the CausalLM trait (see the top of causal_lm.hpp).
 template <class M>
-inline constexpr bool is_causal_lm_v = detail::has_lm_forward<M>::value && detail::has_parameters<M>::value;
+inline constexpr bool is_causal_lm_v = detail::has_lm_forward<M>::value&& detail::has_parameters<M>::value;
 
 /// Compile-time check with a message that names the missing member; use as `static_assert(check_causal_lm<M>())`.
 template <class M>

@@ -3,6 +3,13 @@
 // RMSNorm, rotary position embeddings, SwiGLU MLP, grouped-query attention, optional q/k/v bias, tied or untied
 // embeddings, and a KV cache for generation. Meets the CausalLM trait (causal_lm.hpp).
 
+#include <torch/nn/cloneable.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/types.h>
+
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -13,13 +20,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
-
-#include <torch/nn/cloneable.h>
-#include <torch/nn/module.h>
-#include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
-#include <torch/types.h>
 
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/models/causal_lm.hpp"
@@ -157,9 +157,9 @@ class LlamaDecoderLayer : public torch::nn::Cloneable<LlamaDecoderLayer> {
     return out + mlp->forward(post_attention_layernorm->forward(out));
   }
 
-  std::shared_ptr<LlamaAttention> self_attn;                                     ///< attention block
-  std::shared_ptr<LlamaMLP> mlp;                                                 ///< MLP block
-  std::shared_ptr<LlamaRMSNorm> input_layernorm, post_attention_layernorm;       ///< pre-norms
+  std::shared_ptr<LlamaAttention> self_attn;                                ///< attention block
+  std::shared_ptr<LlamaMLP> mlp;                                            ///< MLP block
+  std::shared_ptr<LlamaRMSNorm> input_layernorm, post_attention_layernorm;  ///< pre-norms
 
  private:
   LlamaConfig config_;
@@ -174,7 +174,8 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
   void reset() override {
     embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config_.vocab_size, config_.hidden_size));
     layers = register_module("layers", torch::nn::ModuleList());
-    for (int64_t i = 0; i < config_.num_hidden_layers; ++i) layers->push_back(std::make_shared<LlamaDecoderLayer>(config_));
+    for (int64_t i = 0; i < config_.num_hidden_layers; ++i)
+      layers->push_back(std::make_shared<LlamaDecoderLayer>(config_));
     norm = register_module("norm", std::make_shared<LlamaRMSNorm>(config_.hidden_size, config_.rms_norm_eps));
   }
 
@@ -206,7 +207,7 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
     const auto inv_freq =
         1.0 / torch::pow(config_.rope_theta, torch::arange(0, dim, 2, float_options) / static_cast<double>(dim));
     const auto freqs = positions.unsqueeze(-1).to(torch::kFloat) * inv_freq;  // [B,L,dim/2]
-    const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);           // [B,1,L,dim]
+    const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);          // [B,1,L,dim]
     const auto cos = angles.cos().to(h.scalar_type()), sin = angles.sin().to(h.scalar_type());
 
     // Query i (absolute position past + i) sees real keys j <= past + i, and always itself so that rows of
@@ -214,7 +215,7 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
     const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
     const auto key_index = torch::arange(total, long_options).unsqueeze(0);
     const auto query_index = torch::arange(past, total, long_options).unsqueeze(1);
-    const auto causal = key_index <= query_index;                                           // [L,S]
+    const auto causal = key_index <= query_index;                                                     // [L,S]
     const auto allowed = (mask.view({batch, 1, 1, 1, total}) & causal) | (key_index == query_index);  // [B,1,1,L,S]
 
     for (std::size_t i = 0; i < layers->size(); ++i) {
@@ -337,8 +338,8 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
     return model;
   }
 
-  std::shared_ptr<LlamaBackbone> model;   ///< decoder stack ("model.*" tensors)
-  torch::nn::Linear lm_head{nullptr};     ///< [V,d] output projection; null when tied to model.embed_tokens
+  std::shared_ptr<LlamaBackbone> model;  ///< decoder stack ("model.*" tensors)
+  torch::nn::Linear lm_head{nullptr};    ///< [V,d] output projection; null when tied to model.embed_tokens
 
  private:
   LlamaConfig config_;

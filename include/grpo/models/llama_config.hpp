@@ -4,13 +4,12 @@
 
 #include <cstdint>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "grpo/detail/atomic_file.hpp"
 
@@ -100,8 +99,8 @@ struct LlamaConfig {
     if (!(rope_theta > 0)) fail("rope_theta must be > 0");
     const auto in_vocab = [&](const char* name, int64_t id) {
       if (id < 0 || id >= vocab_size) {
-        fail(std::string(name) + " " + std::to_string(id) + " is outside [0, vocab_size=" +
-             std::to_string(vocab_size) + ")");
+        fail(std::string(name) + " " + std::to_string(id) + " is outside [0, vocab_size=" + std::to_string(vocab_size) +
+             ")");
       }
     };
     if (bos_token_id) in_vocab("bos_token_id", *bos_token_id);
@@ -153,8 +152,8 @@ inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
   c.num_hidden_layers = config_field<int64_t>(j, "num_hidden_layers", nullopt);
   c.num_attention_heads = config_field<int64_t>(j, "num_attention_heads", nullopt);
   c.num_key_value_heads = config_field<int64_t>(j, "num_key_value_heads", c.num_attention_heads);
-  c.head_dim = config_field<int64_t>(j, "head_dim",
-                                     c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  c.head_dim =
+      config_field<int64_t>(j, "head_dim", c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
   c.rms_norm_eps = config_field<double>(j, "rms_norm_eps", 1e-6);
   c.rope_theta = config_field<double>(j, "rope_theta", 10000.0);
   c.max_position_embeddings = config_field<int64_t>(j, "max_position_embeddings", 2048);

@@ -2,6 +2,8 @@
 // Policy<M> (the trainable model) and Reference<M> (a frozen copy for the KL term): completion log-probs in
 // micro-batches (grpo-math.md §2), generation, and reference-model sync.
 
+#include <torch/types.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -11,8 +13,6 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "grpo/core/logprobs.hpp"
 #include "grpo/detail/tensor_checks.hpp"
@@ -69,8 +69,8 @@ CompletionLogps completion_logps_in_micro_batches(M& model, const torch::Tensor&
     throw std::invalid_argument(where + "prompt_ids must be [B,P], got shape " + shape_string(prompt_ids));
   }
   if (!completion_ids.defined() || completion_ids.dim() != 2 || completion_ids.size(0) != prompt_ids.size(0)) {
-    throw std::invalid_argument(where + "completion_ids must be [B,T] with B = " +
-                                std::to_string(prompt_ids.size(0)) + ", got shape " + shape_string(completion_ids));
+    throw std::invalid_argument(where + "completion_ids must be [B,T] with B = " + std::to_string(prompt_ids.size(0)) +
+                                ", got shape " + shape_string(completion_ids));
   }
   const auto batch = prompt_ids.size(0);
   require_shape(where, "prompt_mask", prompt_mask, prompt_ids.sizes(), "[B,P] like prompt_ids");
@@ -124,8 +124,8 @@ class Policy {
                                    const torch::Tensor& completion_ids, const torch::Tensor& completion_mask,
                                    double temperature = 1.0, int64_t micro_batch_size = 0,
                                    bool want_entropy = false) const {
-    return detail::completion_logps_in_micro_batches(*model_, prompt_ids, prompt_mask, completion_ids,
-                                                     completion_mask, temperature, micro_batch_size, want_entropy);
+    return detail::completion_logps_in_micro_batches(*model_, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                                     temperature, micro_batch_size, want_entropy);
   }
 
   /// Completions for left-padded prompts [B,P] (see grpo::generate).
@@ -169,8 +169,8 @@ class Reference {
                                    double temperature = 1.0, int64_t micro_batch_size = 0,
                                    bool want_entropy = false) const {
     torch::NoGradGuard no_grad;
-    return detail::completion_logps_in_micro_batches(*model_, prompt_ids, prompt_mask, completion_ids,
-                                                     completion_mask, temperature, micro_batch_size, want_entropy);
+    return detail::completion_logps_in_micro_batches(*model_, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                                     temperature, micro_batch_size, want_entropy);
   }
 
   /// Reference-model sync (TRL's sync_ref_model): ref = alpha * policy + (1 - alpha) * ref, parameter by parameter.

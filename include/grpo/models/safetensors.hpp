@@ -8,6 +8,8 @@
 // Every inconsistency (header length beyond the file, bad JSON, byte size != dtype size x shape, offsets outside
 // the buffer or overlapping) is an error naming the file and the tensor.
 
+#include <torch/types.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -22,11 +25,8 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-#include <torch/types.h>
-
-#include "grpo/detail/tensor_checks.hpp"
 #include "grpo/detail/atomic_file.hpp"
+#include "grpo/detail/tensor_checks.hpp"
 
 namespace grpo {
 
@@ -51,10 +51,9 @@ struct SafetensorsDtype {
 
 inline const std::vector<SafetensorsDtype>& safetensors_dtypes() {
   static const std::vector<SafetensorsDtype> table = {
-      {"F64", torch::kDouble, 8}, {"F32", torch::kFloat, 4}, {"F16", torch::kHalf, 2},
-      {"BF16", torch::kBFloat16, 2}, {"I64", torch::kLong, 8}, {"I32", torch::kInt, 4},
-      {"I16", torch::kShort, 2}, {"I8", torch::kChar, 1}, {"U8", torch::kByte, 1},
-      {"BOOL", torch::kBool, 1}};
+      {"F64", torch::kDouble, 8}, {"F32", torch::kFloat, 4}, {"F16", torch::kHalf, 2},  {"BF16", torch::kBFloat16, 2},
+      {"I64", torch::kLong, 8},   {"I32", torch::kInt, 4},   {"I16", torch::kShort, 2}, {"I8", torch::kChar, 1},
+      {"U8", torch::kByte, 1},    {"BOOL", torch::kBool, 1}};
   return table;
 }
 
@@ -189,10 +188,11 @@ inline void write_safetensors(const std::string& path, const TensorMap& tensors,
   std::vector<torch::Tensor> data;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
-    if (!tensor.defined()) throw std::invalid_argument("write_safetensors " + path + ": tensor \"" + name + "\" is undefined");
+    if (!tensor.defined())
+      throw std::invalid_argument("write_safetensors " + path + ": tensor \"" + name + "\" is undefined");
     const auto& table = detail::safetensors_dtypes();
-    const auto dtype = std::find_if(table.begin(), table.end(),
-                                    [&](const auto& d) { return d.type == tensor.scalar_type(); });
+    const auto dtype =
+        std::find_if(table.begin(), table.end(), [&](const auto& d) { return d.type == tensor.scalar_type(); });
     if (dtype == table.end()) {
       throw std::invalid_argument("write_safetensors " + path + ": tensor \"" + name + "\" has unsupported dtype " +
                                   std::string(c10::toString(tensor.scalar_type())));

@@ -5,13 +5,13 @@
 // There is no KV cache through this adapter: the cache argument is left empty, so generate() recomputes the whole
 // sequence at each step (correct, but each new token costs a full forward).
 
+#include <torch/script.h>
+
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <torch/script.h>
 
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/models/causal_lm.hpp"

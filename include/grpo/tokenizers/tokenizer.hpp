@@ -38,15 +38,14 @@ struct has_special_ids : std::false_type {};
 template <class T>
 struct has_special_ids<T, std::void_t<decltype(int64_t{std::declval<const T&>().vocab_size()}),
                                       decltype(int64_t{std::declval<const T&>().pad_token_id()}),
-                                      decltype(int64_t{std::declval<const T&>().eos_token_id()})>>
-    : std::true_type {};
+                                      decltype(int64_t{std::declval<const T&>().eos_token_id()})>> : std::true_type {};
 
 }  // namespace detail
 
 /// True when T meets the Tokenizer trait (see the top of tokenizer.hpp).
 template <class T>
 inline constexpr bool is_tokenizer_v =
-    detail::has_encode<T>::value && detail::has_decode<T>::value && detail::has_special_ids<T>::value;
+    detail::has_encode<T>::value&& detail::has_decode<T>::value&& detail::has_special_ids<T>::value;
 
 /// Compile-time check naming the missing member; use as `static_assert(check_tokenizer<T>())`.
 template <class T>
