@@ -56,6 +56,9 @@ TEST_CASE("llama logits with the KV cache equal logits without it, for GQA, qkv-
     const auto alone = model.forward(grpo::testing::row_tensor({12, 13, 14, 15, 16}), {});
     CHECK(torch::allclose(full[1].slice(0, 2), alone[0], 1e-5, 1e-5));
     CHECK(torch::isfinite(full).all().item<bool>());
+    CHECK_THROWS_WITH(model.forward(grpo::testing::row_tensor({1, config.vocab_size}), {}),
+                      Catch::Matchers::Contains("outside the vocabulary"));
+    CHECK_THROWS_WITH(model.forward(ids, mask.slice(1, 1)), Catch::Matchers::Contains("attention_mask has shape"));
   }
 }
 

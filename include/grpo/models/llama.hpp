@@ -186,6 +186,15 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
     if (!input_ids.defined() || input_ids.dim() != 2) {
       throw std::invalid_argument(where + "input_ids must be [B,L], got shape " + detail::shape_string(input_ids));
     }
+    if (input_ids.is_floating_point()) throw std::invalid_argument(where + "input_ids must hold integer token ids");
+    if (input_ids.numel() > 0) {
+      const auto [low, high] = torch::aminmax(input_ids);
+      const auto lowest = low.item<int64_t>(), highest = high.item<int64_t>();
+      if (lowest < 0 || highest >= config_.vocab_size) {
+        throw std::invalid_argument(where + "input_ids holds id " + std::to_string(lowest < 0 ? lowest : highest) +
+                                    " outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
+      }
+    }
     const auto batch = input_ids.size(0), length = input_ids.size(1);
     const auto past = cache != nullptr ? cache->length : 0;
     const auto total = past + length;
