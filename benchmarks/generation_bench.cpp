@@ -42,7 +42,26 @@ void generate_tokens(benchmark::State& state) {
   state.SetLabel(use_cache ? "kv_cache" : "no_cache");
 }
 
+// The demo's model (LlamaConfig::tiny over 16 ids), batch 32 (8 prompts x 4 generations), prompts of 8 tokens.
+void generate_tokens_tiny(benchmark::State& state) {
+  const int64_t completion_length = state.range(0);
+  torch::manual_seed(0);
+  grpo::LlamaModel model(grpo::LlamaConfig::tiny(16));
+  model.eval();
+  const auto prompts = torch::randint(0, 16, {32, 8}, torch::kLong);
+  grpo::GenerationOptions options;
+  options.max_new_tokens = completion_length;
+  options.seed = 0;
+  for (auto _ : state) {
+    const auto result = grpo::generate(model, prompts, {}, options);
+    benchmark::DoNotOptimize(result.completion_ids.data_ptr<int64_t>());
+  }
+  state.SetItemsProcessed(state.iterations() * 32 * completion_length);
+}
+
 }  // namespace
+
+BENCHMARK(generate_tokens_tiny)->ArgName("new_tokens")->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK(generate_tokens)
     ->ArgNames({"new_tokens", "cache"})
