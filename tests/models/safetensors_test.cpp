@@ -166,6 +166,7 @@ TEST_CASE("bad configs and bad safetensors files fail with errors naming the fil
   model.save_pretrained(dir);
   const auto config_path = dir + "/config.json";
   const auto good_config = nlohmann::json::parse(grpo::testing::read_bytes(config_path));
+  CHECK(nlohmann::json(grpo::LlamaConfig::load(config_path)) == nlohmann::json(model.config()));  // round trip
 
   // config.json: missing and unsupported fields.
   const auto config_error = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& expected) {

@@ -18,6 +18,7 @@
 
 #include <torch/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -27,7 +28,7 @@
 
 namespace grpo {
 
-/// Per-layer key/value cache for incremental decoding. Keys/values are stored in buffers
+/// Per-layer key/value cache for incremental decoding (inference only: use it under NoGradGuard). Keys/values are stored in buffers
 /// [B, n_kv_heads, capacity, head_dim] of which the first `length` positions are valid, so appending a token
 /// costs O(1) copies (capacity grows by doubling).
 struct KVCache {
