@@ -28,9 +28,9 @@
 
 namespace grpo {
 
-/// Per-layer key/value cache for incremental decoding (inference only: use it under NoGradGuard). Keys/values are stored in buffers
-/// [B, n_kv_heads, capacity, head_dim] of which the first `length` positions are valid, so appending a token
-/// costs O(1) copies (capacity grows by doubling).
+/// Per-layer key/value cache for incremental decoding (inference only: use it under NoGradGuard). Keys/values live
+/// in buffers [B, n_kv_heads, capacity, head_dim] whose first `length` positions are valid, so appending L tokens
+/// copies only their keys/values (capacity grows by doubling unless `reserve` covers the whole sequence).
 struct KVCache {
   /// [B, n_kv_heads, capacity, head_dim] per layer; undefined until the first forward.
   std::vector<torch::Tensor> keys;
