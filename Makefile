@@ -17,7 +17,7 @@ build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
-	$(BUILD_DIR)/examples/loss_from_tensors
+	$(BUILD_DIR)/examples/arithmetic_grpo --output-dir $(BUILD_DIR)/demo
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

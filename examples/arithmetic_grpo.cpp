@@ -35,6 +35,7 @@ struct Args {
   int64_t max_operand = 19;
   int64_t width = 64;
   int64_t layers = 2;
+  int batch = 64;
 };
 
 Args parse(int argc, char** argv) {
@@ -57,6 +58,7 @@ Args parse(int argc, char** argv) {
     else if (key == "--max-operand") a.max_operand = std::stoll(value());
     else if (key == "--width") a.width = std::stoll(value());
     else if (key == "--layers") a.layers = std::stoll(value());
+    else if (key == "--batch") a.batch = std::stoi(value());
     else {
       std::fprintf(stderr, "unknown option %s (options: --sft-steps --grpo-steps --output-dir --seed --threads --lr)\n",
                    key.c_str());
@@ -76,8 +78,8 @@ int main(int argc, char** argv) {
   // Problems a+b with a, b in 0..19; the "answer" column is the ground truth.
   const grpo::Dataset all = grpo::arithmetic_dataset({0, args.max_operand, "+"});
   const auto [train, eval] = all.split(0.2, args.seed);
-  std::printf("task: %zu addition problems a+b=, a and b in 0..19; %zu for training, %zu held out\n", all.size(),
-              train.size(), eval.size());
+  std::printf("task: %zu addition problems a+b=, a and b in 0..%lld; %zu for training, %zu held out\n",
+              all.size(), static_cast<long long>(args.max_operand), train.size(), eval.size());
 
   const auto tokenizer = grpo::CharTokenizer("0123456789+=");
   auto model_config = grpo::LlamaConfig::tiny(tokenizer.vocab_size());
@@ -91,10 +93,11 @@ int main(int argc, char** argv) {
   config.output_dir = args.output_dir;
   config.seed = args.seed;
   config.num_generations = 8;
-  config.per_device_train_batch_size = 64;  // 8 prompts x 8 completions per step
+  config.per_device_train_batch_size = args.batch;  // prompts x 8 completions per step
   config.max_completion_length = 4;
   config.learning_rate = args.learning_rate;
-  config.lr_scheduler_type = grpo::LrSchedulerType::constant;
+  config.lr_scheduler_type = grpo::LrSchedulerType::cosine;  // decays to 0: a stable policy at the end
+  config.warmup_ratio = 0.05;
   config.epsilon_high = 0.28;  // DAPO clip-higher
   config.max_steps = args.grpo_steps;
   config.logging_steps = 10;

@@ -1,7 +1,9 @@
 #pragma once
 // grpo-cpp: GRPO training on LibTorch. Including this header gives the whole public API.
 // Torch-free users (the grpo::core target) include the headers they need directly: core/advantages.hpp,
-// core/loss_options.hpp and everything under rewards/ except reward_model.hpp need only Eigen and nlohmann/json.
+// core/loss_options.hpp, rewards/ (except reward_model.hpp), data/, models/llama_config.hpp, tokenizers/ and
+// train/{config,schedule,state,callbacks,logging,chart}.hpp need only Eigen and nlohmann/json.
+// grpo/models/torchscript.hpp is opt-in (it pulls in torch/script.h): include it directly.
 
 #include "grpo/version.hpp"
 
@@ -20,3 +22,28 @@
 #include "grpo/rewards/reward_function.hpp"
 #include "grpo/rewards/reward_model.hpp"
 #include "grpo/rewards/scoring.hpp"
+
+// Models, generation, tokenizers.
+#include "grpo/generation/generate.hpp"
+#include "grpo/generation/sampling.hpp"
+#include "grpo/models/causal_lm.hpp"
+#include "grpo/models/llama.hpp"
+#include "grpo/models/llama_config.hpp"
+#include "grpo/models/policy.hpp"
+#include "grpo/models/safetensors.hpp"
+#include "grpo/tokenizers/char_tokenizer.hpp"
+#include "grpo/tokenizers/tokenizer.hpp"
+
+// Data and training.
+#include "grpo/data/arithmetic.hpp"
+#include "grpo/data/dataset.hpp"
+#include "grpo/data/sampler.hpp"
+#include "grpo/train/callbacks.hpp"
+#include "grpo/train/chart.hpp"
+#include "grpo/train/checkpoint.hpp"
+#include "grpo/train/config.hpp"
+#include "grpo/train/logging.hpp"
+#include "grpo/train/schedule.hpp"
+#include "grpo/train/sft.hpp"
+#include "grpo/train/state.hpp"
+#include "grpo/train/trainer.hpp"

@@ -179,6 +179,10 @@ class GRPOTrainer {
         eval_(std::move(eval_dataset)),
         scorer_(std::move(reward_functions), scoring_options(config_, options_)),
         sampler_(RepeatSampler::from_config(config_, static_cast<int64_t>(train_.size()))) {
+    if (config_.num_processes != 1) {
+      throw std::invalid_argument("GRPOTrainer: num_processes = " + std::to_string(config_.num_processes) +
+                                  ", but multi-process training is not implemented yet; use 1");
+    }
     std::vector<std::string> columns;
     for (const auto& c : train_.column_names()) {
       if (c != "prompt") columns.push_back(c);
@@ -544,41 +548,40 @@ class GRPOTrainer {
     return r;
   }
 
-  // Generates and scores the next generation batch, with DAPO dynamic sampling when enabled.
+  // Generates and scores the next generation batch, with DAPO dynamic sampling when enabled: groups whose
+  // rewards are all equal are dropped and more batches are generated until the batch is full or the retries run
+  // out; then the dropped groups fill the rest (logged), so every step trains on a full batch.
   detail::Rollout next_rollout() {
     const int g = config_.num_generations;
     auto rollout = generate_and_score(train_, sampler_.next_generation_batch(), g, false);
     if (!config_.dynamic_sampling) return rollout;
     const auto wanted = static_cast<int64_t>(rollout.size()) / g;
-    detail::Rollout kept, dropped;
+    DynamicSampling sampling(wanted, config_.max_dynamic_sampling_retries);
+    detail::Rollout kept, spare;
     kept.rewards.resize(0, rollout.rewards.cols());
-    dropped.rewards.resize(0, rollout.rewards.cols());
-    int attempts = 0;
+    spare.rewards.resize(0, rollout.rewards.cols());
     for (;;) {
-      const auto varied = groups_with_reward_variance(weighted_rewards(rollout.rewards), g);
-      std::vector<bool> is_varied(static_cast<std::size_t>(rollout.size()) / static_cast<std::size_t>(g), false);
-      for (const auto v : varied) is_varied[static_cast<std::size_t>(v)] = true;
-      for (int64_t group = 0; group < static_cast<int64_t>(is_varied.size()); ++group) {
-        auto& target = is_varied[static_cast<std::size_t>(group)] ? kept : dropped;
-        if (static_cast<int64_t>(kept.size()) / g < wanted || !is_varied[static_cast<std::size_t>(group)]) {
-          target.append_group(rollout, group, g);
-        }
+      std::vector<bool> keep(static_cast<std::size_t>(rollout.size() / static_cast<std::size_t>(g)), false);
+      for (const auto group : sampling.add_round(weighted_rewards(rollout.rewards), g)) {
+        keep[static_cast<std::size_t>(group)] = true;
+      }
+      for (std::size_t group = 0; group < keep.size(); ++group) {
+        (keep[group] ? kept : spare).append_group(rollout, static_cast<int64_t>(group), g);
       }
       kept.reward_metrics = rollout.reward_metrics;
-      if (static_cast<int64_t>(kept.size()) / g >= wanted || attempts >= config_.max_dynamic_sampling_retries) break;
-      ++attempts;
+      if (!sampling.more_rounds()) break;
       rollout = generate_and_score(train_, sampler_.next_generation_batch(), g, false);
     }
     int64_t filled = 0;
-    for (int64_t group = 0; static_cast<int64_t>(kept.size()) / g < wanted; ++group, ++filled) {
-      kept.append_group(dropped, group, g);
-    }
-    metrics_->add("dynamic_sampling/extra_generations", attempts);
+    for (; static_cast<int64_t>(kept.size()) / g < wanted; ++filled) kept.append_group(spare, filled, g);
+    metrics_->add(sampling.metrics());
     metrics_->add("dynamic_sampling/zero_std_groups_used", static_cast<double>(filled));
     if (filled > 0) {
-      std::fprintf(stderr, "dynamic sampling: %lld of %lld groups still have equal rewards after %d extra "
-                           "generation batches (max_dynamic_sampling_retries); training on them anyway\n",
-                   static_cast<long long>(filled), static_cast<long long>(wanted), attempts);
+      std::fprintf(stderr,
+                   "dynamic sampling: only %lld of %lld groups had differing rewards after %d extra generation "
+                   "batches (max_dynamic_sampling_retries); %lld equal-reward groups fill the batch\n",
+                   static_cast<long long>(wanted - filled), static_cast<long long>(wanted),
+                   config_.max_dynamic_sampling_retries, static_cast<long long>(filled));
     }
     return kept;
   }
