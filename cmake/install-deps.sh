@@ -8,6 +8,11 @@ packages=(
   libtorch-dev libgloo-dev libopenblas0-pthread
   libeigen3-dev nlohmann-json3-dev catch2 libbenchmark-dev
 )
+# Optional group for `make bench`: GRPO_WITH_BENCH=1 adds Debian's PyTorch, which the Python peer of the
+# benchmarks (benchmarks/peer/peer.py, run with /usr/bin/python3) needs.
+if [ "${GRPO_WITH_BENCH:-0}" = "1" ]; then
+  packages+=(python3-torch)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
