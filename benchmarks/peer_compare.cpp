@@ -7,6 +7,7 @@
 //   - a greedy generate loop with and without the KV cache (8 prompts of 32 tokens).
 // The inputs, the weights (model.safetensors + config.json) and the C++ outputs go to a temporary directory that
 // the Python side reads, so both sides see the same numbers; the run also reports how far their results agree.
+// Each part is timed in C++ and then in Python right after (one peer.py call per part), never both at once.
 //
 // Usage: bench_peer_compare [--threads N] [--reps N] [--python PATH] [--script PATH] [--keep-dir]
 //        bench_peer_compare --check-logits   (test mode: Python forward == C++ forward within 1e-4; exit 77 =
@@ -252,7 +253,21 @@ int run(const Args& args) {
     return diff <= kLogitTolerance ? 0 : 1;
   }
 
-  // C++ timings, before the Python run so the two never compete for the cores.
+  // Each section is timed in C++ and then in Python (never both at once), so on a shared machine both sides of a
+  // ratio see about the same load.
+  nlohmann::json py;
+  const auto run_peer = [&](const char* section) {
+    const auto section_command = command + " --section " + section;
+    std::fprintf(stderr, "running the Python peer: %s\n", section_command.c_str());
+    const auto [code, out] = run_command(section_command);
+    if (code == kSkipped) return false;
+    if (code != 0) {
+      throw std::runtime_error("the peer script failed (exit " + std::to_string(code) + "): " + section_command);
+    }
+    py.update(nlohmann::json::parse(out));
+    return true;
+  };
+
   std::vector<Row> rows;
   std::vector<double> cpp_loss_ms, cpp_loss_values, cpp_grad_sums;
   std::vector<std::map<std::string, double>> cpp_metrics;
@@ -278,26 +293,20 @@ int run(const Args& args) {
     cpp_grad_sums.push_back(batch.logps.grad().abs().sum().item<double>());
     cpp_metrics.push_back(result.metrics);
   }
+  if (!run_peer("loss")) {
+    std::printf("SKIPPED: %s has no torch module (Debian: apt-get install python3-torch)\n", args.python.c_str());
+    return kSkipped;
+  }
   double cpp_forward_ms = 0;
   {
     torch::NoGradGuard no_grad;
     cpp_forward_ms = 1e3 * median_seconds([&] { model.forward(ids, mask); }, args.reps);
   }
+  run_peer("forward");
   const double cpp_cache_ms = 1e3 * median_seconds([&] { greedy(true, kNewTokensCache); }, args.reps);
   const double cpp_no_cache_ms =
       1e3 * median_seconds([&] { greedy(false, kNewTokensNoCache); }, std::max(1, args.reps / 2));
-
-  std::fprintf(stderr, "running the Python peer: %s\n", command.c_str());
-  const auto [code, out] = run_command(command);
-  if (code == kSkipped) {
-    std::printf("SKIPPED: %s has no torch module (Debian: apt-get install python3-torch); C++ medians: loss %.3f / "
-                "%.3f / %.3f ms, forward %.3f ms, generate %.1f ms (cache) %.1f ms (no cache)\n",
-                args.python.c_str(), cpp_loss_ms[0], cpp_loss_ms[1], cpp_loss_ms[2], cpp_forward_ms, cpp_cache_ms,
-                cpp_no_cache_ms);
-    return kSkipped;
-  }
-  if (code != 0) throw std::runtime_error("the peer script failed (exit " + std::to_string(code) + "): " + command);
-  const auto py = nlohmann::json::parse(out);
+  run_peer("generate");
 
   std::printf("C++ (grpo-cpp, LibTorch %s) vs Python peer (eager PyTorch %s, %s)\n", TORCH_VERSION,
               py.at("torch_version").get<std::string>().c_str(), args.python.c_str());

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Python peer of grpo-cpp's benchmarks: eager PyTorch, torch only (no transformers, no TRL).
 
-Usage: /usr/bin/python3 benchmarks/peer/peer.py DIR [--check-logits] [--threads N] [--reps N]
+Usage: /usr/bin/python3 benchmarks/peer/peer.py DIR [--check-logits] [--section loss|forward|generate]
+                                                  [--threads N] [--reps N]
+(--section runs one part only: the C++ driver alternates with its own timings so both see the same machine load.)
 
 DIR is written by bench_peer_compare (benchmarks/peer_compare.cpp): inputs.safetensors holds the loss inputs
 ("<B>x<T>/logps|old_logps|advantages|mask"), the model's input ids and attention mask and the C++ logits;
@@ -273,6 +275,9 @@ def main():
         sys.exit(2)
     folder = args[0]
     check_only = "--check-logits" in args
+    sections = {"loss", "forward", "generate"}
+    if "--section" in args:
+        sections = {args[args.index("--section") + 1]}
     run = json.load(open(os.path.join(folder, "run.json")))
     threads = run.get("threads", 1)
     reps = run.get("reps", 5)
@@ -292,7 +297,8 @@ def main():
         print(json.dumps(result))
         return
 
-    result["loss"] = bench_loss(inputs, [tuple(s) for s in run["loss_shapes"]], reps)
+    if "loss" in sections:
+        result["loss"] = bench_loss(inputs, [tuple(s) for s in run["loss_shapes"]], reps)
 
     ids, mask = inputs["model/input_ids"], inputs["model/attention_mask"]
 
@@ -300,8 +306,12 @@ def main():
         with torch.no_grad():
             model.forward(ids, mask)
 
-    seconds, _ = time_it(forward, reps)
-    result["forward"] = {"median_ms": 1e3 * seconds, "tokens": ids.numel()}
+    if "forward" in sections:
+        seconds, _ = time_it(forward, reps)
+        result["forward"] = {"median_ms": 1e3 * seconds, "tokens": ids.numel()}
+    if "generate" not in sections:
+        print(json.dumps(result))
+        return
 
     prompt_ids, prompt_mask = inputs["generate/prompt_ids"], inputs["generate/prompt_mask"]
     generation = {}
