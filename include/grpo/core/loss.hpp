@@ -7,10 +7,12 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/types.h>
 
+#include "grpo/core/fused_loss.hpp"
 #include "grpo/core/loss_options.hpp"
 #include "grpo/detail/tensor_checks.hpp"
 
@@ -53,9 +55,8 @@ inline bool is_clip_family(LossType t) {
          t == LossType::luspo;
 }
 
-// Validates the batch; returns true when a log-prob tensor holds non-finite values on padding only, which
-// policy_loss then zeroes so that padding garbage cannot turn the loss into NaN.
-inline bool validate_loss_batch(const LossBatch& b, const LossOptions& o) {
+// Validates shapes, devices and counts: the checks that do not read tensor values (no pass, no sync).
+inline void validate_loss_batch_structure(const LossBatch& b, const LossOptions& o) {
   const std::string where = "grpo::policy_loss: ";
   if (!b.logps.defined()) throw std::invalid_argument(where + "logps is undefined; expected [B,T] log-probs");
   if (b.logps.dim() != 2) {
@@ -84,7 +85,13 @@ inline bool validate_loss_batch(const LossBatch& b, const LossOptions& o) {
   if (b.grad_accum_steps < 1) {
     throw std::invalid_argument(where + "grad_accum_steps must be >= 1, got " + std::to_string(b.grad_accum_steps));
   }
+}
 
+// Validates the values (several passes, each with a device sync); returns true when a log-prob tensor holds
+// non-finite values on padding only, which the composed path then zeroes so that padding garbage cannot turn
+// the loss into NaN. The fused path runs it only when its own pass found a problem, to throw this message.
+inline bool validate_loss_batch_values(const LossBatch& b, const LossOptions& o) {
+  const std::string where = "grpo::policy_loss: ";
   torch::NoGradGuard no_grad;
   const auto active = b.mask != 0;
   throw_if_any(where, "mask", b.mask, active & (b.mask != 1), "has a value other than 0 or 1");
@@ -140,13 +147,12 @@ inline torch::Tensor nanmax(const torch::Tensor& v) {
   return kept.numel() ? kept.max() : torch::full({}, std::nan(""), v.options());
 }
 
-}  // namespace detail
-
-/// The GRPO micro-step loss (grpo-math.md §3-§5) and its metrics (§6). The loss is scaled so that summing the
-/// gradients of GA micro-steps (and averaging over P processes) gives the loss of the whole step.
-inline LossResult policy_loss(const LossBatch& batch, const LossOptions& options) {
+// policy_loss as composed LibTorch ops (any device, any floating dtype, differentiable to any order): the
+// reference the fused kernel is tested against, and the path for inputs the fused kernel does not take.
+inline LossResult policy_loss_composed(const LossBatch& batch, const LossOptions& options) {
   options.validate();
-  const bool padding_not_finite = detail::validate_loss_batch(batch, options);
+  detail::validate_loss_batch_structure(batch, options);
+  const bool padding_not_finite = detail::validate_loss_batch_values(batch, options);
 
   const auto mask = batch.mask.to(batch.logps.scalar_type());
   // Padding may hold -inf or NaN (e.g. from a masked-fill); zero it there so 0 * NaN cannot reach the loss.
@@ -253,6 +259,68 @@ inline LossResult policy_loss(const LossBatch& batch, const LossOptions& options
     for (std::size_t i = 0; i < names.size(); ++i) result.metrics[names[i]] = data[i];
   }
   return result;
+}
+
+// Whether the fused kernel takes this batch: CPU float32/float64 log-probs, a non-empty [B,T], and no gradient
+// wanted for anything but logps (the fused node differentiates with respect to logps only).
+inline bool fused_policy_loss_applies(const LossBatch& b) {
+  const auto dtype = b.logps.scalar_type();
+  if (dtype != torch::kFloat && dtype != torch::kDouble) return false;
+  if (!b.logps.device().is_cpu() || b.logps.numel() == 0) return false;
+  if (b.mask.is_floating_point() && b.mask.scalar_type() != dtype) return false;  // exact 0/1 check needs it
+  if (torch::GradMode::is_enabled()) {
+    for (const auto* t : {&b.old_logps, &b.ref_logps, &b.advantages}) {
+      if (t->defined() && t->requires_grad()) return false;
+    }
+  }
+  return true;
+}
+
+// The fused path: one pass (fused_loss.hpp); value validation is folded into that pass, and only when it finds
+// a problem does the full validation run, to throw its exact message.
+inline LossResult policy_loss_fused(const LossBatch& batch, const LossOptions& options) {
+  const auto dtype = batch.logps.scalar_type();
+  FusedOutcome outcome;
+  FusedTensors ts;
+  {
+    torch::NoGradGuard no_grad;
+    ts.logps = batch.logps.detach().contiguous();
+    if (batch.old_logps.defined()) ts.old_logps = batch.old_logps.detach().to(dtype).contiguous();
+    if (options.beta != 0.0) ts.ref_logps = batch.ref_logps.detach().to(dtype).contiguous();
+    ts.advantages = batch.advantages.detach().to(dtype).contiguous();
+    ts.mask = batch.mask.to(dtype).contiguous();
+  }
+  ts.options = &options;
+  ts.num_items_in_batch = batch.num_items_in_batch;
+  ts.num_processes = batch.num_processes;
+  ts.grad_accum_steps = batch.grad_accum_steps;
+  ts.outcome = &outcome;
+  LossResult result;
+  result.loss = FusedPolicyLossFunction::apply(batch.logps, &ts);
+  const bool counts_tokens = options.loss_type == LossType::dapo || options.loss_type == LossType::cispo;
+  if (outcome.invalid || (counts_tokens && !(std::isfinite(batch.num_items_in_batch) &&
+                                             batch.num_items_in_batch >= outcome.local_tokens))) {
+    validate_loss_batch_values(batch, options);  // throws the composed path's message
+    if (outcome.invalid) {
+      // Only a finite advantage that overflows the logps dtype gets here; the composed path accepts it too.
+      return policy_loss_composed(batch, options);
+    }
+  }
+  result.metrics = std::move(outcome.metrics);
+  return result;
+}
+
+}  // namespace detail
+
+/// The GRPO micro-step loss (grpo-math.md §3-§5) and its metrics (§6). The loss is scaled so that summing the
+/// gradients of GA micro-steps (and averaging over P processes) gives the loss of the whole step.
+/// CPU float32/float64 inputs take the fused one-pass kernel (fused_loss.hpp; first derivatives only); other
+/// devices and dtypes take the composed LibTorch ops (detail::policy_loss_composed), with the same results.
+inline LossResult policy_loss(const LossBatch& batch, const LossOptions& options) {
+  options.validate();
+  detail::validate_loss_batch_structure(batch, options);
+  if (detail::fused_policy_loss_applies(batch)) return detail::policy_loss_fused(batch, options);
+  return detail::policy_loss_composed(batch, options);
 }
 
 }  // namespace grpo
