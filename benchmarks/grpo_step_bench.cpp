@@ -72,9 +72,9 @@ void grpo_step_demo(benchmark::State& state) {
   options.print_logs = false;
   options.progress_bar = false;
   options.reward_threads = 1;
-  options.torch_threads = threads;
   grpo::GRPOTrainer<grpo::LlamaModel, grpo::CharTokenizer> trainer(
       model, tokenizer, std::move(rewards), config, grpo::arithmetic_dataset({0, 29, "+"}), std::nullopt, options);
+  torch::set_num_threads(threads);  // after the trainer, whose thread policy would otherwise apply
 
   StepClock clock;
   trainer.train(clock);
