@@ -25,6 +25,7 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -72,6 +73,9 @@ struct TrainerOptions {
   int eval_num_generations = 1;
   /// Greedy decoding in evaluate() (false: sample with the training temperature and filters).
   bool eval_greedy = true;
+  /// LibTorch intra-op threads, set when the trainer is built: 0 = every core (LibTorch's CPU build may default
+  /// to 1), n > 0 = n, negative = leave LibTorch's setting alone. It is process-wide (torch::set_num_threads).
+  int torch_threads = 0;
 };
 
 /// What evaluate() and train() report at the end.
@@ -179,6 +183,10 @@ class GRPOTrainer {
         eval_(std::move(eval_dataset)),
         scorer_(std::move(reward_functions), scoring_options(config_, options_)),
         sampler_(RepeatSampler::from_config(config_, static_cast<int64_t>(train_.size()))) {
+    if (options_.torch_threads >= 0) {
+      const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+      torch::set_num_threads(options_.torch_threads == 0 ? static_cast<int>(cores) : options_.torch_threads);
+    }
     if (config_.num_processes != 1) {
       throw std::invalid_argument("GRPOTrainer: num_processes = " + std::to_string(config_.num_processes) +
                                   ", but multi-process training is not implemented yet; use 1");
@@ -622,7 +630,8 @@ class GRPOTrainer {
     m["completions/max_length"] = max_length;
     state_.num_tokens += static_cast<int64_t>(prompt_tokens + length_sum);
     metrics_->add(m);
-    if (completions_) {
+    // Completions of the generation batch that opens each logging window (all of them with logging_steps = 1).
+    if (completions_ && state_.global_step % config_.logging_steps == 0) {
       std::vector<double> advantages(adv.advantages.data(), adv.advantages.data() + n);
       completions_->write(state_.global_step, rollout.prompts, rollout.completions, reward_names_, rollout.rewards,
                           advantages);
