@@ -22,13 +22,35 @@
 
 #include "grpo/core/loss_options.hpp"
 
+// The kernel's loops vectorise only if GCC may compute float operations of both arms of a select
+// unconditionally; floating-point exceptions are never inspected here, so trapping math is switched off for
+// this section (results are unchanged: it affects exception flags only).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+#define GRPO_FUSED_LOSS_POP_OPTIONS
+#endif
+
 namespace grpo::detail {
+
+// min and max by value with the comparison first (std::min selects a reference, which can keep GCC from
+// if-converting the loop).
+template <typename scalar_t>
+inline scalar_t fused_min(scalar_t a, scalar_t b) {
+  const bool b_less = b < a;
+  return b_less ? b : a;
+}
+template <typename scalar_t>
+inline scalar_t fused_max(scalar_t a, scalar_t b) {
+  const bool a_less = a < b;
+  return a_less ? b : a;
+}
 
 // exp in float32 written so that GCC vectorises the loops calling it (libm's expf is a scalar call):
 // Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial (truncation < 1e-8 relative),
 // times 2^n built in the exponent bits. Within 2 ulp of expf; exp(0) = 1 exactly.
 inline float fused_exp(float x) {
-  const float clamped = std::min(std::max(x, -87.0f), 88.5f);
+  const float clamped = fused_min(fused_max(x, -87.0f), 88.5f);
   const float shifted = clamped * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: round to nearest
   const float n = shifted - 12582912.0f;
   const float r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;
@@ -44,9 +66,28 @@ inline float fused_exp(float x) {
   float two_n;
   std::memcpy(&two_n, &bits, sizeof two_n);
   const float result = p * two_n;
-  return x > 88.72283f ? std::numeric_limits<float>::infinity() : (x < -87.0f ? 0.0f : result);
+  // Every comparison is evaluated unconditionally: GCC does not speculate a possibly trapping float compare,
+  // so a short-circuited one would keep the loop from vectorising.
+  const bool overflow = x > 88.72283f, underflow = x < -87.0f;
+  const float bounded = underflow ? 0.0f : result;
+  return overflow ? std::numeric_limits<float>::infinity() : bounded;
 }
 inline double fused_exp(double x) { return std::exp(x); }
+
+// Σ v[0..n) in double with four independent accumulators (an in-order float reduction does not vectorise).
+template <typename scalar_t>
+inline double fused_sum(const scalar_t* v, int64_t n) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  int64_t t = 0;
+  for (; t + 4 <= n; t += 4) {
+    a0 += static_cast<double>(v[t]);
+    a1 += static_cast<double>(v[t + 1]);
+    a2 += static_cast<double>(v[t + 2]);
+    a3 += static_cast<double>(v[t + 3]);
+  }
+  for (; t < n; ++t) a0 += static_cast<double>(v[t]);
+  return (a0 + a1) + (a2 + a3);
+}
 
 // The three shapes of per-token loss (grpo-math.md §4).
 enum class FusedFamily { clip, sapo, cispo };
@@ -68,7 +109,8 @@ struct FusedInputs {
   scalar_t sapo_pos = 1, sapo_neg = 1;
   // Padding values enter the result (luspo's [B,T] mean, T = 1 metrics)...
   bool padding_counts = false;
-  // ...and were non-finite somewhere, so the composed path reads them as zeros without gradient.
+  // ...and were non-finite somewhere, so the composed path reads them as zeros without gradient: the
+  // pointers then hold copies with zeroed padding, and padding gets no gradient.
   bool sanitize_padding = false;
 };
 
@@ -92,15 +134,19 @@ template <typename scalar_t, FusedFamily family>
 inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, scalar_t advantage, scalar_t& loss,
                              scalar_t& dloss_dratio) {
   if constexpr (family == FusedFamily::clip) {
-    const scalar_t unclipped = std::min(ratio, in.delta) * advantage;
-    const scalar_t clipped = std::min(std::max(ratio, in.clip_low), in.clip_high) * advantage;
+    const scalar_t unclipped = fused_min(ratio, in.delta) * advantage;
+    const scalar_t clipped = fused_min(fused_max(ratio, in.clip_low), in.clip_high) * advantage;
     // clamp's gradient passes on the closed interval; min's splits ties.
-    const scalar_t d_unclipped = ratio <= in.delta ? advantage : scalar_t(0);
-    const scalar_t d_clipped = (ratio >= in.clip_low && ratio <= in.clip_high) ? advantage : scalar_t(0);
-    const scalar_t d_min = unclipped < clipped
-                               ? d_unclipped
-                               : (clipped < unclipped ? d_clipped : scalar_t(0.5) * (d_unclipped + d_clipped));
-    loss = -std::min(unclipped, clipped);
+    // (Comparisons first, then selects: see fused_exp.)
+    const bool below_delta = ratio <= in.delta;
+    const bool inside = (ratio >= in.clip_low) & (ratio <= in.clip_high);
+    const bool unclipped_less = unclipped < clipped, clipped_less = clipped < unclipped;
+    const scalar_t d_unclipped = below_delta ? advantage : scalar_t(0);
+    const scalar_t d_clipped = inside ? advantage : scalar_t(0);
+    const scalar_t d_tie = scalar_t(0.5) * (d_unclipped + d_clipped);
+    const scalar_t d_not_less = clipped_less ? d_clipped : d_tie;
+    const scalar_t d_min = unclipped_less ? d_unclipped : d_not_less;
+    loss = -fused_min(unclipped, clipped);
     dloss_dratio = -d_min;
   } else if constexpr (family == FusedFamily::sapo) {
     const scalar_t temperature = advantage > 0 ? in.sapo_pos : in.sapo_neg;
@@ -116,7 +162,9 @@ inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, sc
 // One row: pass 1 counts L_i, validates and (sequence level) sums the log-ratio; pass 2 computes losses,
 // gradients and metric sums; pass 3 (sequence level) adds the ratio's gradient, spread over the active tokens.
 template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
-inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i) {
+inline FusedRow fused_row(const FusedInputs<scalar_t>& inputs, int64_t i, scalar_t* scratch) {
+  // A local copy: the gradient stores cannot alias it, so the loops keep the options in registers.
+  const FusedInputs<scalar_t> in = inputs;
   const int64_t T = in.tokens;
   const scalar_t* x = in.logps + i * T;
   const scalar_t* o = in.old_logps + i * T;
@@ -126,18 +174,28 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i) {
   const scalar_t A = in.advantages[i];
   FusedRow row;
 
+  // Per-element terms of the float sums go to scratch rows, summed afterwards (fused_sum): an in-loop float
+  // reduction would keep the loop from vectorising (reassociation is not allowed).
+  scalar_t* value_terms = scratch;
+  scalar_t* kl_terms = scratch + T;
+  scalar_t* dratio_terms = scratch + 2 * T;
+
   // Pass 1.
-  scalar_t length = 0;
-  double log_ratio_sum = 0;
+  int32_t active_count = 0;
   int invalid = 0, padding_bad = 0;
   for (int64_t t = 0; t < T; ++t) {
-    const bool active = m[t] != scalar_t(0);
-    const bool finite = fused_finite(x[t]) & fused_finite(o[t]) & fused_finite(ref[t]);
-    invalid |= static_cast<int>(active & ((m[t] != scalar_t(1)) | !finite));
+    const scalar_t mv = m[t], xv = x[t], ov = o[t], rv = ref[t];
+    const bool active = mv != scalar_t(0);
+    const bool finite = fused_finite(xv) & fused_finite(ov) & fused_finite(rv);
+    invalid |= static_cast<int>(active & ((mv != scalar_t(1)) | !finite));
     padding_bad |= static_cast<int>(!active & !finite);
-    length += active ? scalar_t(1) : scalar_t(0);
-    if constexpr (sequence) log_ratio_sum += active ? static_cast<double>(x[t] - o[t]) : 0.0;
+    active_count += static_cast<int32_t>(active);
+    if constexpr (sequence) {
+      const scalar_t log_ratio = xv - ov;
+      value_terms[t] = active ? log_ratio : scalar_t(0);
+    }
   }
+  const auto length = static_cast<scalar_t>(active_count);
   row.invalid = invalid != 0;
   row.padding_not_finite = padding_bad != 0;
   row.length = static_cast<double>(length);
@@ -157,19 +215,22 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i) {
   // Sequence level: one ratio per row (grpo-math.md §3) and its ratio-only loss.
   scalar_t row_ratio = 1, row_loss = 0, row_dloss = 0;
   if constexpr (sequence) {
-    row_ratio = fused_exp(static_cast<scalar_t>(static_cast<scalar_t>(log_ratio_sum) / std::max(length, scalar_t(1))));
+    const auto log_ratio_sum = static_cast<scalar_t>(fused_sum(value_terms, T));
+    row_ratio = fused_exp(static_cast<scalar_t>(log_ratio_sum / std::max(length, scalar_t(1))));
     fused_ratio_loss<scalar_t, family>(in, row_ratio, A, row_loss, row_dloss);
   }
 
-  // Pass 2.
-  double value = 0, kl_sum = 0, low = 0, high = 0, region = 0, capped = 0, weight_sum = 0, dratio_sum = 0;
+  // Pass 2. Loads, arithmetic and comparisons are unconditional and results are picked by selects, so that
+  // GCC if-converts and vectorises the loop (it does not speculate possibly trapping float operations).
+  int32_t low = 0, high = 0, region = 0, capped = 0;
+  const bool bias_correction = in.bias_correction;
   for (int64_t t = 0; t < T; ++t) {
-    const bool active = m[t] != scalar_t(0);
-    const bool zeroed = !active & sanitize;
-    const scalar_t xv = zeroed ? scalar_t(0) : x[t];
-    const scalar_t ov = zeroed ? scalar_t(0) : o[t];
+    const scalar_t mv = m[t], x_raw = x[t], o_raw = o[t];
+    const bool active = mv != scalar_t(0);
+    const scalar_t xv = x_raw, ov = o_raw;  // padding already zeroed when sanitize_padding
     const scalar_t weight = active ? active_weight : padding_weight;
     const bool counts = active | padding_counts;
+    const bool zeroed = !active & sanitize;
     const scalar_t grad_weight = zeroed ? scalar_t(0) : weight;
     const bool metric = active | one_token;
 
@@ -179,47 +240,51 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i) {
       fused_ratio_loss<scalar_t, family>(in, ratio, A, loss, dloss_dratio);
     }
     if constexpr (family == FusedFamily::cispo) {
-      const scalar_t cap = std::min(ratio, in.cispo_cap) * A;
+      const scalar_t cap = fused_min(ratio, in.cispo_cap) * A;
       loss = -(cap * xv);
       dloss_dx = -cap;
-      if constexpr (!sequence) capped += (metric & (ratio > in.cispo_cap) & (A > 0)) ? 1.0 : 0.0;
+      if constexpr (!sequence) capped += static_cast<int32_t>(metric & (ratio > in.cispo_cap) & (A > 0));
     }
-    scalar_t kl = 0;
     if constexpr (with_kl) {
-      const scalar_t rv = zeroed ? scalar_t(0) : ref[t];
-      const scalar_t d = rv - xv;
+      const scalar_t d = ref[t] - xv;
       const scalar_t e = fused_exp(d);
       const scalar_t k3 = e - d - scalar_t(1);
       const scalar_t dk3 = scalar_t(1) - e;
-      if (in.bias_correction) {
-        kl = k3 * ratio;
-        dloss_dx += beta * dk3 * ratio;
-        if constexpr (sequence) {
-          dratio_sum += counts ? static_cast<double>(grad_weight * beta * k3) : 0.0;
-        } else {
-          dloss_dratio += beta * k3;
-        }
+      // use_bias_correction_kl: kl · ρ, whose gradient also flows through ρ.
+      const scalar_t kl_factor = bias_correction ? ratio : scalar_t(1);
+      const scalar_t kl = k3 * kl_factor;
+      const scalar_t kl_dratio = bias_correction ? beta * k3 : scalar_t(0);
+      dloss_dx += beta * dk3 * kl_factor;
+      if constexpr (sequence) {
+        const scalar_t weighted = grad_weight * kl_dratio;
+        dratio_terms[t] = counts ? weighted : scalar_t(0);
       } else {
-        kl = k3;
-        dloss_dx += beta * dk3;
+        dloss_dratio += kl_dratio;
       }
       loss += beta * kl;
-      kl_sum += metric ? static_cast<double>(kl) : 0.0;
+      kl_terms[t] = metric ? kl : scalar_t(0);
     }
     if constexpr (!sequence) {
       dloss_dx += dloss_dratio * ratio;  // dρ/dx = ρ at token level
       if constexpr (family == FusedFamily::clip) {
         const bool is_low = (ratio < low_bound) & (A < 0);
         const bool is_high = (ratio > high_bound) & (A > 0);
-        low += (metric & is_low) ? 1.0 : 0.0;
-        high += (metric & is_high) ? 1.0 : 0.0;
-        region += (metric & (is_low | is_high)) ? 1.0 : 0.0;
+        low += static_cast<int32_t>(metric & is_low);
+        high += static_cast<int32_t>(metric & is_high);
+        region += static_cast<int32_t>(metric & (is_low | is_high));
       }
     }
-    value += counts ? static_cast<double>(weight * loss) : 0.0;
-    weight_sum += counts ? static_cast<double>(weight) : 0.0;
-    g[t] = counts ? grad_weight * dloss_dx : scalar_t(0);
+    const scalar_t contribution = weight * loss;
+    value_terms[t] = counts ? contribution : scalar_t(0);
+    const scalar_t grad = grad_weight * dloss_dx;
+    g[t] = counts ? grad : scalar_t(0);
   }
+  double value = fused_sum(value_terms, T);
+  const double kl_sum = with_kl ? fused_sum(kl_terms, T) : 0.0;
+  double dratio_sum = (sequence && with_kl) ? fused_sum(dratio_terms, T) : 0.0;
+  // Σ of the weights of the counted positions.
+  const double weight_sum = static_cast<double>(length) * static_cast<double>(active_weight) +
+                            (padding_counts ? static_cast<double>(T - active_count) * static_cast<double>(padding_weight) : 0.0);
 
   if constexpr (sequence) {
     // The ratio-only part ℓ(ρ_i) is the same at every counted position (or once per row for luspo's [B,1]).
@@ -232,7 +297,10 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i) {
     // Pass 3: dρ_i/dx_t = ρ_i m_t / max(L_i, 1).
     const scalar_t spread =
         static_cast<scalar_t>(dratio_sum * static_cast<double>(row_ratio) / std::max(static_cast<double>(length), 1.0));
-    for (int64_t t = 0; t < T; ++t) g[t] += m[t] != scalar_t(0) ? spread : scalar_t(0);
+    for (int64_t t = 0; t < T; ++t) {
+      const bool active = m[t] != scalar_t(0);
+      g[t] += active ? spread : scalar_t(0);
+    }
     if constexpr (family == FusedFamily::clip) {
       const bool is_low = (row_ratio < low_bound) & (A < 0);
       const bool is_high = (row_ratio > high_bound) & (A > 0);
@@ -251,7 +319,10 @@ template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
 inline void fused_rows(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows) {
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(in.tokens, 1));
   at::parallel_for(0, in.rows, grain, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) rows[static_cast<std::size_t>(i)] = fused_row<scalar_t, family, sequence, with_kl>(in, i);
+    std::vector<scalar_t> scratch(static_cast<std::size_t>(3 * in.tokens));
+    for (int64_t i = begin; i < end; ++i) {
+      rows[static_cast<std::size_t>(i)] = fused_row<scalar_t, family, sequence, with_kl>(in, i, scratch.data());
+    }
   });
 }
 
@@ -273,6 +344,15 @@ inline void fused_rows_dispatch(const FusedInputs<scalar_t>& in, std::vector<Fus
     default: return fused_rows_dispatch_level<scalar_t, FusedFamily::clip>(in, rows);
   }
 }
+
+}  // namespace grpo::detail
+
+#ifdef GRPO_FUSED_LOSS_POP_OPTIONS
+#pragma GCC pop_options
+#undef GRPO_FUSED_LOSS_POP_OPTIONS
+#endif
+
+namespace grpo::detail {
 
 // What the fused pass hands back besides the loss.
 struct FusedOutcome {
@@ -331,6 +411,16 @@ inline double fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad
   if (out.invalid) return 0;
   if (padding_not_finite && in.padding_counts) {
     // Rare: the padding values matter and hold inf/NaN; the composed path then reads all padding as zeros.
+    const auto keep = ts.mask != 0;
+    const auto zeroed = [&](const torch::Tensor& t) -> torch::Tensor {
+      return torch::where(keep, t, torch::zeros_like(t)).contiguous();
+    };
+    const torch::Tensor logps = zeroed(ts.logps);
+    const torch::Tensor old_logps = ts.old_logps.defined() ? zeroed(ts.old_logps) : logps;
+    const torch::Tensor ref_logps = in.ref_logps ? zeroed(ts.ref_logps) : torch::Tensor();
+    in.logps = logps.data_ptr<scalar_t>();
+    in.old_logps = old_logps.data_ptr<scalar_t>();
+    if (in.ref_logps) in.ref_logps = ref_logps.data_ptr<scalar_t>();
     in.sanitize_padding = true;
     fused_rows_dispatch(in, rows);
   }
