@@ -267,3 +267,59 @@ TEST_CASE("dynamic sampling refills the batch with groups whose rewards differ",
   for (const auto& p : prompts) from_ones += p[0] == '1' ? 1 : 0;
   CHECK(from_ones >= 2);
 }
+
+namespace {
+// A tokenizer whose EOS id the model can never produce (it is outside the vocabulary): every completion is
+// truncated. Also shows that any type meeting the Tokenizer trait works with the trainer.
+struct NoEosTokenizer {
+  grpo::CharTokenizer inner{"0123456789+="};
+  std::vector<int64_t> encode(const std::string& text) const { return inner.encode(text); }
+  std::string decode(const std::vector<int64_t>& ids) const { return inner.decode(ids); }
+  int64_t vocab_size() const { return inner.vocab_size(); }
+  int64_t pad_token_id() const { return inner.pad_token_id(); }
+  int64_t eos_token_id() const { return 1000; }
+};
+}  // namespace
+
+TEST_CASE("mask_truncated_completions with every row truncated gives zero loss and moves no parameter",
+          "[train]") {
+  TempDir dir("truncated");
+  auto config = small_config(dir.path);
+  config.mask_truncated_completions = true;
+  config.max_steps = 2;
+  auto model = tiny_model(8);
+  const auto before = snapshot(*model);
+  grpo::GRPOTrainer<grpo::LlamaModel, NoEosTokenizer> trainer(model, NoEosTokenizer{}, rewards(), config, data(),
+                                                               std::nullopt, quiet());
+  trainer.train();
+  const auto records = read_jsonl(dir.path / "metrics.jsonl");
+  REQUIRE(records.size() == 2);
+  CHECK(records.back().at("completions/clipped_ratio").get<double>() == 1.0);
+  CHECK(records.back().at("loss").get<double>() == 0.0);
+  for (const auto& [name, tensor] : snapshot(*model)) {
+    INFO("parameter " << name);
+    CHECK(torch::equal(tensor, before.at(name)));
+  }
+}
+
+TEST_CASE("sync_ref_model mixes the policy into the reference every ref_model_sync_steps", "[train]") {
+  TempDir dir("sync");
+  auto config = small_config(dir.path);
+  config.beta = 0.05;
+  config.sync_ref_model = true;
+  config.ref_model_sync_steps = 1;
+  config.ref_model_mixup_alpha = 0.5;
+  config.max_steps = 2;
+  Trainer trainer(tiny_model(9), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  const auto ref_before = snapshot(trainer.reference()->model());
+  trainer.train();
+  const auto ref_after = snapshot(trainer.reference()->model());
+  const auto policy_after = snapshot(trainer.policy().model());
+  bool changed = false;
+  for (const auto& [name, tensor] : ref_after) changed = changed || !torch::equal(tensor, ref_before.at(name));
+  CHECK(changed);
+  // The reference moved toward the policy: after the last sync it lies between its old value and the policy.
+  const auto& name = ref_after.begin()->first;
+  CHECK((ref_after.at(name) - policy_after.at(name)).abs().sum().item<double>() <
+        (ref_before.at(name) - policy_after.at(name)).abs().sum().item<double>());
+}
