@@ -22,14 +22,19 @@
 
 namespace grpo {
 
-/// Default size of one chunk of logits in elements (4 Mi: 16 MiB in float32); the chunk's rows are this / V.
+/// Default size of one chunk of logits in elements (4 Mi: 16 MiB in float32) for small vocabularies.
 inline constexpr int64_t default_lm_head_chunk_elements = int64_t{1} << 22;
+/// Fewest token positions per automatic chunk. Each chunk pays O(V x H) fixed work (the BLAS packs the [V,H]
+/// weight, and the backward reads and writes the [V,H] weight gradient), so thin chunks are slow: at V = 32768,
+/// H = 512, 32-row chunks took 2.2x the time of 128-row ones (benchmarks/RESULTS.md). With H >= 256 the [256,V]
+/// chunk is no larger than the [V,H] weight gradient every path allocates.
+inline constexpr int64_t min_lm_head_chunk_rows = 256;
 
-/// Token positions per chunk for a vocabulary of V: `chunk_rows` if > 0, else default_lm_head_chunk_elements / V
-/// (at least 1).
+/// Token positions per chunk for a vocabulary of V: `chunk_rows` if > 0, else
+/// max(default_lm_head_chunk_elements / V, min_lm_head_chunk_rows).
 inline int64_t lm_head_chunk_rows(int64_t vocab_size, int64_t chunk_rows = 0) {
   if (chunk_rows > 0) return chunk_rows;
-  return std::max<int64_t>(1, default_lm_head_chunk_elements / std::max<int64_t>(vocab_size, 1));
+  return std::max(min_lm_head_chunk_rows, default_lm_head_chunk_elements / std::max<int64_t>(vocab_size, 1));
 }
 
 /// Log-probs of target tokens and, when asked, the entropies of the same distributions.
