@@ -20,6 +20,7 @@
 
 #include <Eigen/Core>
 
+#include "grpo/core/advantages.hpp"
 #include "grpo/detail/nan_stats.hpp"
 #include "grpo/detail/thread_pool.hpp"
 #include "grpo/rewards/reward_function.hpp"
@@ -316,18 +317,8 @@ class RewardScorer {
 
   void fill_metrics(RewardScores& scores, const std::vector<long>& timeouts, detail::MetricSink& sink) const {
     const auto& m = scores.rewards_per_func;
-    Eigen::VectorXd weighted(m.rows());
-    for (Eigen::Index i = 0; i < m.rows(); ++i) {
-      double sum = 0;
-      bool any = false;
-      for (Eigen::Index k = 0; k < m.cols(); ++k) {
-        if (!std::isnan(m(i, k))) {
-          sum += scores.weights[static_cast<std::size_t>(k)] * m(i, k);
-          any = true;
-        }
-      }
-      weighted[i] = any ? sum : detail::none_reward;
-    }
+    const Eigen::VectorXd weighted = detail::weighted_nansum(
+        m, Eigen::Map<const Eigen::VectorXd>(scores.weights.data(), static_cast<Eigen::Index>(scores.weights.size())));
     for (std::size_t k = 0; k < functions_.size(); ++k) {
       const auto column = m.col(static_cast<Eigen::Index>(k));
       scores.metrics["rewards/" + functions_[k].name() + "/mean"] = detail::nanmean(column);

@@ -469,20 +469,12 @@ class GRPOTrainer {
     return config_.gradient_accumulation_steps % config_.micro_steps_per_generation() != 0;
   }
 
+  // Weighted nansum of each row's rewards (NaN for unscorable rows), as compute_advantages sums them.
   std::vector<double> weighted_rewards(const Eigen::MatrixXd& rewards) const {
-    std::vector<double> out(static_cast<std::size_t>(rewards.rows()));
     const auto& w = scorer_.weights();
-    for (Eigen::Index i = 0; i < rewards.rows(); ++i) {
-      double sum = 0;
-      bool any = false;
-      for (Eigen::Index k = 0; k < rewards.cols(); ++k) {
-        if (std::isnan(rewards(i, k))) continue;
-        sum += w[static_cast<std::size_t>(k)] * rewards(i, k);
-        any = true;
-      }
-      out[static_cast<std::size_t>(i)] = any ? sum : std::nan("");
-    }
-    return out;
+    const Eigen::VectorXd sums =
+        detail::weighted_nansum(rewards, Eigen::Map<const Eigen::VectorXd>(w.data(), static_cast<Eigen::Index>(w.size())));
+    return std::vector<double>(sums.data(), sums.data() + sums.size());
   }
 
   // Prompt tokens, left-truncated to max_prompt_length (TRL keeps the end of the prompt).
