@@ -23,6 +23,8 @@ struct ChartPanel {
   std::vector<std::string> metrics;
   /// Legend labels, one per metric (empty: the metric names).
   std::vector<std::string> labels;
+  /// Text shown while the panel has no data.
+  std::string empty_text = "no data yet";
 };
 
 /// The default 2 x 2 layout: reward (train, eval reward and eval accuracy when logged), KL, completion length,
@@ -30,7 +32,7 @@ struct ChartPanel {
 inline std::vector<ChartPanel> default_chart_panels() {
   return {
       {"Reward", {"reward", "eval_reward", "eval_accuracy"}, {"train reward", "eval reward", "eval accuracy"}},
-      {"KL to reference", {"kl"}, {"kl"}},
+      {"KL to reference", {"kl"}, {"kl"}, "no data (KL is logged when beta != 0)"},
       {"Completion length (tokens)", {"completions/mean_length", "completions/max_length"}, {"mean", "max"}},
       {"Learning rate", {"learning_rate"}, {"learning_rate"}},
   };
@@ -168,7 +170,7 @@ inline std::string render_panel(const ChartPanel& panel, const std::vector<Metri
          "\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">step</text>\n";
   if (empty) {
     svg += "<text x=\"" + svg_number((left + right) / 2) + "\" y=\"" + svg_number((top + bottom) / 2) +
-           "\" font-size=\"13\" text-anchor=\"middle\" fill=\"#999\">no data yet</text>\n";
+           "\" font-size=\"13\" text-anchor=\"middle\" fill=\"#999\">" + xml_escape(panel.empty_text) + "</text>\n";
     return svg;
   }
 
