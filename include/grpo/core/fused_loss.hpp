@@ -139,10 +139,11 @@ inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, sc
     // clamp's gradient passes on the closed interval; min's splits ties.
     // (Comparisons first, then selects: see fused_exp.)
     const bool below_delta = ratio <= in.delta;
-    const bool inside = (ratio >= in.clip_low) & (ratio <= in.clip_high);
+    const bool above_low = ratio >= in.clip_low, below_high = ratio <= in.clip_high;
     const bool unclipped_less = unclipped < clipped, clipped_less = clipped < unclipped;
     const scalar_t d_unclipped = below_delta ? advantage : scalar_t(0);
-    const scalar_t d_clipped = inside ? advantage : scalar_t(0);
+    const scalar_t d_clipped_high = below_high ? advantage : scalar_t(0);
+    const scalar_t d_clipped = above_low ? d_clipped_high : scalar_t(0);
     const scalar_t d_tie = scalar_t(0.5) * (d_unclipped + d_clipped);
     const scalar_t d_not_less = clipped_less ? d_clipped : d_tie;
     const scalar_t d_min = unclipped_less ? d_unclipped : d_not_less;
@@ -162,23 +163,17 @@ inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, sc
 // One row: pass 1 counts L_i, validates and (sequence level) sums the log-ratio; pass 2 computes losses,
 // gradients and metric sums; pass 3 (sequence level) adds the ratio's gradient, spread over the active tokens.
 template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
-inline FusedRow fused_row(const FusedInputs<scalar_t>& inputs, int64_t i, scalar_t* scratch) {
+inline FusedRow fused_row_body(const FusedInputs<scalar_t>& inputs, int64_t i, const scalar_t* __restrict x,
+                               const scalar_t* __restrict o, const scalar_t* __restrict ref,
+                               const scalar_t* __restrict m, scalar_t* __restrict g,
+                               scalar_t* __restrict value_terms, scalar_t* __restrict kl_terms,
+                               scalar_t* __restrict dratio_terms) {
   // A local copy: the gradient stores cannot alias it, so the loops keep the options in registers.
   const FusedInputs<scalar_t> in = inputs;
   const int64_t T = in.tokens;
-  const scalar_t* x = in.logps + i * T;
-  const scalar_t* o = in.old_logps + i * T;
-  const scalar_t* ref = with_kl ? in.ref_logps + i * T : x;
-  const scalar_t* m = in.mask + i * T;
-  scalar_t* g = in.grad + i * T;
   const scalar_t A = in.advantages[i];
   FusedRow row;
 
-  // Per-element terms of the float sums go to scratch rows, summed afterwards (fused_sum): an in-loop float
-  // reduction would keep the loop from vectorising (reassociation is not allowed).
-  scalar_t* value_terms = scratch;
-  scalar_t* kl_terms = scratch + T;
-  scalar_t* dratio_terms = scratch + 2 * T;
 
   // Pass 1.
   int32_t active_count = 0;
@@ -224,15 +219,16 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& inputs, int64_t i, scalar
   // GCC if-converts and vectorises the loop (it does not speculate possibly trapping float operations).
   int32_t low = 0, high = 0, region = 0, capped = 0;
   const bool bias_correction = in.bias_correction;
+  const scalar_t padding_counts_flag = padding_counts ? 1 : 0, one_token_flag = one_token ? 1 : 0;
+  const scalar_t keep_padding_flag = sanitize ? 0 : 1;
   for (int64_t t = 0; t < T; ++t) {
-    const scalar_t mv = m[t], x_raw = x[t], o_raw = o[t];
-    const bool active = mv != scalar_t(0);
-    const scalar_t xv = x_raw, ov = o_raw;  // padding already zeroed when sanitize_padding
-    const scalar_t weight = active ? active_weight : padding_weight;
-    const bool counts = active | padding_counts;
-    const bool zeroed = !active & sanitize;
-    const scalar_t grad_weight = zeroed ? scalar_t(0) : weight;
-    const bool metric = active | one_token;
+    // Conditions are float comparisons (mv is 0 or 1 here): combining bools would mix vector widths.
+    const scalar_t mv = m[t], xv = x[t], ov = o[t];  // padding already zeroed when sanitize_padding
+    const scalar_t weight = mv != scalar_t(0) ? active_weight : padding_weight;
+    const bool counts = mv + padding_counts_flag != scalar_t(0);   // active or padding_counts
+    const bool metric = mv + one_token_flag != scalar_t(0);        // active or T == 1
+    const bool gets_grad = mv + keep_padding_flag != scalar_t(0);  // active or not sanitising
+    const scalar_t grad_weight = gets_grad ? weight : scalar_t(0);
 
     scalar_t ratio = row_ratio, loss = 0, dloss_dratio = 0, dloss_dx = 0;
     if constexpr (!sequence) {
@@ -243,7 +239,7 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& inputs, int64_t i, scalar
       const scalar_t cap = fused_min(ratio, in.cispo_cap) * A;
       loss = -(cap * xv);
       dloss_dx = -cap;
-      if constexpr (!sequence) capped += static_cast<int32_t>(metric & (ratio > in.cispo_cap) & (A > 0));
+      if constexpr (!sequence) capped += (metric & (ratio > in.cispo_cap) & (A > 0)) ? 1 : 0;
     }
     if constexpr (with_kl) {
       const scalar_t d = ref[t] - xv;
@@ -266,18 +262,24 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& inputs, int64_t i, scalar
     }
     if constexpr (!sequence) {
       dloss_dx += dloss_dratio * ratio;  // dρ/dx = ρ at token level
-      if constexpr (family == FusedFamily::clip) {
-        const bool is_low = (ratio < low_bound) & (A < 0);
-        const bool is_high = (ratio > high_bound) & (A > 0);
-        low += static_cast<int32_t>(metric & is_low);
-        high += static_cast<int32_t>(metric & is_high);
-        region += static_cast<int32_t>(metric & (is_low | is_high));
-      }
+      if constexpr (family == FusedFamily::clip) dratio_terms[t] = metric ? ratio : scalar_t(1);
     }
     const scalar_t contribution = weight * loss;
     value_terms[t] = counts ? contribution : scalar_t(0);
     const scalar_t grad = grad_weight * dloss_dx;
     g[t] = counts ? grad : scalar_t(0);
+  }
+  if constexpr (!sequence && family == FusedFamily::clip) {
+    // Clip indicators from the ratios pass 2 left in dratio_terms (1, inside the range, where not counted).
+    const bool negative = A < 0, positive = A > 0;
+    for (int64_t t = 0; t < T; ++t) {
+      const scalar_t ratio = dratio_terms[t];
+      const bool is_low = (ratio < low_bound) & negative;
+      const bool is_high = (ratio > high_bound) & positive;
+      low += static_cast<int32_t>(is_low);
+      high += static_cast<int32_t>(is_high);
+      region += static_cast<int32_t>(is_low | is_high);
+    }
   }
   double value = fused_sum(value_terms, T);
   const double kl_sum = with_kl ? fused_sum(kl_terms, T) : 0.0;
@@ -312,6 +314,19 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& inputs, int64_t i, scalar
   row.kl = kl_sum;
   row.low = low, row.high = high, row.region = region, row.cispo = capped;
   return row;
+}
+
+// One row's pointers; __restrict parameters tell GCC that the outputs (gradient, scratch) never overlap the
+// inputs (without it the loop needs more run-time alias checks than GCC allows and stays scalar). Inputs may
+// alias each other (on-policy, old = logps): they are only read. Per-element terms of the float sums go to
+// scratch rows, summed afterwards (fused_sum): an in-loop float reduction would not vectorise.
+template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
+inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i, scalar_t* scratch) {
+  const int64_t T = in.tokens;
+  const scalar_t* x = in.logps + i * T;
+  return fused_row_body<scalar_t, family, sequence, with_kl>(
+      in, i, x, in.old_logps + i * T, with_kl ? in.ref_logps + i * T : x, in.mask + i * T, in.grad + i * T, scratch,
+      scratch + T, scratch + 2 * T);
 }
 
 // Runs fused_row over all rows in parallel; stops early (invalid rows) are reported in the rows.
