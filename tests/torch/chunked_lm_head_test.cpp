@@ -80,6 +80,15 @@ TEST_CASE("chunked LM head accepts [N,H] rows and returns entropies without grad
   full_logps(h, weight, targets, 1.3).sum().backward();
   CHECK(relative_error(hidden.grad(), h.grad()) < 1e-12);
   CHECK_FALSE(grpo::lm_head_logps_with_entropy(hidden, weight, targets, 1.0, 0, false).entropies.defined());
+
+  // No positions at all: empty log-probs and zero gradients.
+  auto empty_hidden = torch::randn({2, 0, 8}, torch::kFloat64).requires_grad_();
+  auto w = weight.clone().requires_grad_();
+  const auto empty = grpo::lm_head_logps(empty_hidden, w, torch::zeros({2, 0}, torch::kLong));
+  CHECK(empty.sizes() == torch::IntArrayRef({2, 0}));
+  empty.sum().backward();
+  REQUIRE(w.grad().defined());
+  CHECK(w.grad().abs().sum().item<double>() == 0.0);
 }
 
 TEST_CASE("the GRPO loss through the chunked head has the gradients of the full-logits path", "[lm_head]") {

@@ -184,6 +184,7 @@ inline void check_lm_head_inputs(const std::string& where, const torch::Tensor& 
 /// Extra memory: O(chunk_rows x V) in forward and backward (plus the [V,H] weight gradient), instead of the
 /// several [N,V] tensors of log_softmax(linear(hidden, weight)). Gradients with respect to hidden and weight are
 /// exact; the backward pass recomputes each chunk's logits (one more matrix product than the full path).
+/// First derivatives only (the backward is not itself differentiable).
 inline LmHeadLogps lm_head_logps_with_entropy(const torch::Tensor& hidden, const torch::Tensor& weight,
                                               const torch::Tensor& targets, double temperature = 1.0,
                                               int64_t chunk_rows = 0, bool want_entropy = true) {
