@@ -15,14 +15,13 @@
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #include <sys/resource.h>
-
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -32,8 +31,8 @@
 #include <utility>
 #include <vector>
 
-#include <grpo/core/chunked_lm_head.hpp>
-#include <grpo/grpo.hpp>
+#include "grpo/core/chunked_lm_head.hpp"
+#include "grpo/grpo.hpp"
 
 namespace {
 
@@ -117,11 +116,10 @@ struct MemoryUse {
 // Runs the child for (path, vocab, chunk_rows) once and caches its answer.
 MemoryUse memory_use(Path path, int64_t vocab, int64_t chunk_rows) {
   static std::map<std::string, MemoryUse> cache;
-  const auto key = std::to_string(static_cast<int64_t>(path)) + ":" + std::to_string(vocab) + ":" +
-                   std::to_string(chunk_rows);
+  const auto key =
+      std::to_string(static_cast<int64_t>(path)) + ":" + std::to_string(vocab) + ":" + std::to_string(chunk_rows);
   if (const auto it = cache.find(key); it != cache.end()) return it->second;
-  const std::string command =
-      "GRPO_LM_HEAD_MEMORY_CHILD=" + key + " /proc/" + std::to_string(getpid()) + "/exe";
+  const std::string command = "GRPO_LM_HEAD_MEMORY_CHILD=" + key + " /proc/" + std::to_string(getpid()) + "/exe";
   std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
   long long bytes = -1, faults = -1;
   if (!pipe || std::fscanf(pipe.get(), "%lld %lld", &bytes, &faults) != 2 || bytes < 0) {

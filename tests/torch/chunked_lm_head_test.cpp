@@ -1,11 +1,12 @@
 // The chunked LM head against log_softmax(hidden @ W^T / T) gathered: values, gradients, the GRPO loss end to end,
 // the Llama convenience against Policy::completion_logps, and input validation.
+#include "grpo/core/chunked_lm_head.hpp"
+
 #include <torch/types.h>
 
 #include <cstdint>
 #include <memory>
 
-#include "grpo/core/chunked_lm_head.hpp"
 #include "grpo/core/loss.hpp"
 #include "grpo/models/llama.hpp"
 #include "grpo/models/policy.hpp"
@@ -16,7 +17,7 @@ using Catch::Matchers::Contains;
 namespace lm_head_test {
 
 inline torch::Tensor full_logps(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
-                         double temperature) {
+                                double temperature) {
   const auto logits = torch::matmul(hidden, weight.t()) / temperature;
   return torch::log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
 }
@@ -31,8 +32,7 @@ inline double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
 using lm_head_test::full_logps;
 using lm_head_test::relative_error;
 
-TEST_CASE("chunked LM-head log-probs and gradients equal the full-logits computation for any chunk size",
-          "[lm_head]") {
+TEST_CASE("chunked LM-head log-probs and gradients equal the full-logits computation for any chunk size", "[lm_head]") {
   const int64_t rows = 3, tokens = 5, width = 16, vocab = 37;
   for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {
     const double tolerance = dtype == torch::kFloat32 ? 1e-6 : 1e-12;
@@ -117,7 +117,8 @@ TEST_CASE("the GRPO loss through the chunked head has the gradients of the full-
       options.loss_type = loss_type;
       options.importance_sampling_level = level;
       options.beta = 0.04;
-      INFO("loss " << grpo::to_string(loss_type) << " sequence level " << (level == grpo::ImportanceSampling::sequence));
+      INFO("loss " << grpo::to_string(loss_type) << " sequence level "
+                   << (level == grpo::ImportanceSampling::sequence));
       auto h_full = hidden.clone().requires_grad_();
       auto w_full = weight.clone().requires_grad_();
       auto full_batch = batch;

@@ -9,14 +9,14 @@
 //   auto loss = grpo::policy_loss(grpo::LossBatch{logps, old, ref, advantages, mask, ...}, options).loss;
 //   loss.backward();   // d loss / d hidden and d loss / d weight, without [B,T,V] logits or their gradient
 
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/types.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
-
-#include <torch/csrc/autograd/custom_function.h>
-#include <torch/types.h>
 
 #include "grpo/detail/tensor_checks.hpp"
 
@@ -230,8 +230,7 @@ LmHeadLogps llama_completion_logps_chunked(LlamaLike& model, const torch::Tensor
                                 "; completion_ids must be [B,T] with the same B");
   }
   detail::require_shape(where, "prompt_mask", prompt_mask, prompt_ids.sizes(), "[B,P] like prompt_ids");
-  detail::require_shape(where, "completion_mask", completion_mask, completion_ids.sizes(),
-                        "[B,T] like completion_ids");
+  detail::require_shape(where, "completion_mask", completion_mask, completion_ids.sizes(), "[B,T] like completion_ids");
   const auto prompt_length = prompt_ids.size(1), completion_length = completion_ids.size(1);
   const auto hidden = model.model->forward(torch::cat({prompt_ids, completion_ids}, 1),
                                            torch::cat({prompt_mask, completion_mask}, 1), nullptr);
@@ -242,8 +241,7 @@ LmHeadLogps llama_completion_logps_chunked(LlamaLike& model, const torch::Tensor
     throw std::invalid_argument(where + "the LM head has a bias, which the chunked head does not support");
   }
   const auto& weight = tied ? model.model->embed_tokens->weight : model.lm_head->weight;
-  return lm_head_logps_with_entropy(completion_hidden, weight, completion_ids, temperature, chunk_rows,
-                                    want_entropy);
+  return lm_head_logps_with_entropy(completion_hidden, weight, completion_ids, temperature, chunk_rows, want_entropy);
 }
 
 }  // namespace grpo
