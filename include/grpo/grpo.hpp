@@ -9,6 +9,7 @@
 
 // The math kernel.
 #include "grpo/core/advantages.hpp"
+#include "grpo/core/chunked_lm_head.hpp"
 #include "grpo/core/logprobs.hpp"
 #include "grpo/core/loss.hpp"
 #include "grpo/core/loss_options.hpp"
