@@ -7,21 +7,19 @@
 // step is one benchmark iteration (manual time), so the numbers are steady-state steps without start-up costs.
 // Run with --benchmark_repetitions=N for N fresh trainers (medians across them).
 #include <benchmark/benchmark.h>
+#include <torch/types.h>
 
 #include <chrono>
 #include <filesystem>
-#include <memory>
-#include <string>
-#include <vector>
-
-#include <torch/types.h>
-
 #include <grpo/data/arithmetic.hpp>
 #include <grpo/models/llama.hpp>
 #include <grpo/rewards/builtin/accuracy.hpp>
 #include <grpo/rewards/builtin/format.hpp>
 #include <grpo/tokenizers/char_tokenizer.hpp>
 #include <grpo/train/trainer.hpp>
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace {
 

@@ -14,6 +14,7 @@
 //                                             skipped when the Python interpreter or its torch module is absent)
 // --threads: LibTorch intra-op threads for both sides (default: every core; LibTorch here defaults to 1).
 #include <sys/wait.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,20 +25,17 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <grpo/core/loss.hpp>
+#include <grpo/generation/generate.hpp>
+#include <grpo/models/llama.hpp>
+#include <grpo/models/safetensors.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
-
-#include <grpo/core/loss.hpp>
-#include <grpo/generation/generate.hpp>
-#include <grpo/models/llama.hpp>
-#include <grpo/models/safetensors.hpp>
 
 #ifndef GRPO_PEER_SCRIPT
 #define GRPO_PEER_SCRIPT "benchmarks/peer/peer.py"
@@ -67,15 +65,22 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument("missing value after " + key);
       return argv[++i];
     };
-    if (key == "--check-logits") a.check_logits = true;
-    else if (key == "--threads") a.threads = std::stoi(value());
-    else if (key == "--reps") a.reps = std::max(1, std::stoi(value()));
-    else if (key == "--python") a.python = value();
-    else if (key == "--script") a.script = value();
-    else if (key == "--keep-dir") a.keep_dir = true;
-    else throw std::invalid_argument("unknown option " + key +
-                                     " (options: --check-logits --threads N --reps N --python PATH --script PATH "
-                                     "--keep-dir)");
+    if (key == "--check-logits")
+      a.check_logits = true;
+    else if (key == "--threads")
+      a.threads = std::stoi(value());
+    else if (key == "--reps")
+      a.reps = std::max(1, std::stoi(value()));
+    else if (key == "--python")
+      a.python = value();
+    else if (key == "--script")
+      a.script = value();
+    else if (key == "--keep-dir")
+      a.keep_dir = true;
+    else
+      throw std::invalid_argument("unknown option " + key +
+                                  " (options: --check-logits --threads N --reps N --python PATH --script PATH "
+                                  "--keep-dir)");
   }
   return a;
 }
@@ -203,7 +208,8 @@ int run(const Args& args) {
                              {"new_tokens_cache", kNewTokensCache},
                              {"new_tokens_no_cache", kNewTokensNoCache}};
 
-  // Loss inputs: per-row lengths between T/4 and T (right padding), ratios within about exp(+-0.2), advantages ~ N(0,1).
+  // Loss inputs: per-row lengths between T/4 and T (right padding), ratios within about exp(+-0.2), advantages ~
+  // N(0,1).
   for (const auto& [rows, tokens] : kLossShapes) {
     const std::string key = std::to_string(rows) + "x" + std::to_string(tokens) + "/";
     const auto logps = -torch::rand({rows, tokens}) * 3;
@@ -246,10 +252,11 @@ int run(const Args& args) {
     if (code != 0) throw std::runtime_error("the peer script failed (exit " + std::to_string(code) + "): " + command);
     const auto result = nlohmann::json::parse(out);
     const double diff = result.at("logits").at("max_abs_diff").get<double>();
-    std::printf("logits of the C++ and Python forward (%lld logits at real positions, |logit| <= %.3g): max abs diff "
-                "%.3g (tolerance %.0e)\n",
-                static_cast<long long>(result.at("logits").at("compared_logits").get<int64_t>()),
-                result.at("logits").at("max_abs_logit").get<double>(), diff, kLogitTolerance);
+    std::printf(
+        "logits of the C++ and Python forward (%lld logits at real positions, |logit| <= %.3g): max abs diff "
+        "%.3g (tolerance %.0e)\n",
+        static_cast<long long>(result.at("logits").at("compared_logits").get<int64_t>()),
+        result.at("logits").at("max_abs_logit").get<double>(), diff, kLogitTolerance);
     return diff <= kLogitTolerance ? 0 : 1;
   }
 
@@ -342,12 +349,12 @@ int run(const Args& args) {
   std::printf("\nC++/Python time < 1: C++ faster. Python tokens/s: generate with cache %.0f, without %.0f.\n",
               gen.at("kv_cache").at("tokens_per_s").get<double>(), gen.at("no_cache").at("tokens_per_s").get<double>());
 
-  std::printf("\nagreement: loss max |C++ - Python| %.3g; grad |.|-sum relative diff %.3g; clip metrics %s; logits "
-              "max abs diff %.3g; greedy tokens equal: %.1f%% (cache), %.1f%% (no cache)\n",
-              worst_loss_diff, worst_grad_rel, metrics_equal ? "equal" : "DIFFER",
-              py.at("logits").at("max_abs_diff").get<double>(),
-              100 * gen.at("kv_cache").value("same_tokens_as_cpp", 0.0),
-              100 * gen.at("no_cache").value("same_tokens_as_cpp", 0.0));
+  std::printf(
+      "\nagreement: loss max |C++ - Python| %.3g; grad |.|-sum relative diff %.3g; clip metrics %s; logits "
+      "max abs diff %.3g; greedy tokens equal: %.1f%% (cache), %.1f%% (no cache)\n",
+      worst_loss_diff, worst_grad_rel, metrics_equal ? "equal" : "DIFFER",
+      py.at("logits").at("max_abs_diff").get<double>(), 100 * gen.at("kv_cache").value("same_tokens_as_cpp", 0.0),
+      100 * gen.at("no_cache").value("same_tokens_as_cpp", 0.0));
   return 0;
 }
 

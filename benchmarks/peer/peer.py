@@ -127,7 +127,13 @@ def trl_dapo_loss(logps, old_logps, advantages, mask, num_items_in_batch, epsilo
                 nanmax((is_high * mask).sum(1) / lengths),
             ]
         ).tolist()  # one sync, as a trainer logging them would do
-    names = ["clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean", "clip_ratio/low_min", "clip_ratio/high_max"]
+    names = [
+        "clip_ratio/low_mean",
+        "clip_ratio/high_mean",
+        "clip_ratio/region_mean",
+        "clip_ratio/low_min",
+        "clip_ratio/high_max",
+    ]
     return loss, dict(zip(names, metrics))
 
 
@@ -265,7 +271,11 @@ def check_logits(model, inputs):
         logits = model.forward(ids, mask)
     active = mask != 0
     diff = (logits - reference).abs()[active]
-    return {"max_abs_diff": diff.max().item(), "compared_logits": diff.numel(), "max_abs_logit": reference.abs().max().item()}
+    return {
+        "max_abs_diff": diff.max().item(),
+        "compared_logits": diff.numel(),
+        "max_abs_logit": reference.abs().max().item(),
+    }
 
 
 def main():
@@ -315,7 +325,8 @@ def main():
 
     prompt_ids, prompt_mask = inputs["generate/prompt_ids"], inputs["generate/prompt_mask"]
     generation = {}
-    for label, use_cache, new_tokens in (("kv_cache", True, run["new_tokens_cache"]), ("no_cache", False, run["new_tokens_no_cache"])):
+    parts = (("kv_cache", True, run["new_tokens_cache"]), ("no_cache", False, run["new_tokens_no_cache"]))
+    for label, use_cache, new_tokens in parts:
         out = {}
 
         def gen():
