@@ -74,6 +74,7 @@ grpo::TrainerOptions quiet() {
   o.print_logs = false;
   o.progress_bar = false;
   o.reward_threads = 1;
+  o.torch_threads = 1;  // ctest runs test processes in parallel: more threads would oversubscribe the cores
   return o;
 }
 
