@@ -36,12 +36,12 @@ namespace grpo::detail {
 // min and max by value with the comparison first (std::min selects a reference, which can keep GCC from
 // if-converting the loop).
 template <typename scalar_t>
-inline scalar_t fused_min(scalar_t a, scalar_t b) {
+[[gnu::always_inline]] inline scalar_t fused_min(scalar_t a, scalar_t b) {
   const bool b_less = b < a;
   return b_less ? b : a;
 }
 template <typename scalar_t>
-inline scalar_t fused_max(scalar_t a, scalar_t b) {
+[[gnu::always_inline]] inline scalar_t fused_max(scalar_t a, scalar_t b) {
   const bool a_less = a < b;
   return a_less ? b : a;
 }
@@ -49,7 +49,7 @@ inline scalar_t fused_max(scalar_t a, scalar_t b) {
 // exp in float32 written so that GCC vectorises the loops calling it (libm's expf is a scalar call):
 // Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial (truncation < 1e-8 relative),
 // times 2^n built in the exponent bits. Within 2 ulp of expf; exp(0) = 1 exactly.
-inline float fused_exp(float x) {
+[[gnu::always_inline]] inline float fused_exp(float x) {
   const float clamped = fused_min(fused_max(x, -87.0f), 88.5f);
   const float shifted = clamped * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: round to nearest
   const float n = shifted - 12582912.0f;
@@ -72,11 +72,11 @@ inline float fused_exp(float x) {
   const float bounded = underflow ? 0.0f : result;
   return overflow ? std::numeric_limits<float>::infinity() : bounded;
 }
-inline double fused_exp(double x) { return std::exp(x); }
+[[gnu::always_inline]] inline double fused_exp(double x) { return std::exp(x); }
 
 // Σ v[0..n) in double with four independent accumulators (an in-order float reduction does not vectorise).
 template <typename scalar_t>
-inline double fused_sum(const scalar_t* v, int64_t n) {
+[[gnu::always_inline]] inline double fused_sum(const scalar_t* v, int64_t n) {
   double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
   int64_t t = 0;
   for (; t + 4 <= n; t += 4) {
@@ -125,13 +125,13 @@ struct FusedRow {
 };
 
 template <typename scalar_t>
-inline bool fused_finite(scalar_t v) {
+[[gnu::always_inline]] inline bool fused_finite(scalar_t v) {
   return v - v == scalar_t(0);  // false for inf and NaN; vectorises, unlike std::isfinite
 }
 
 // ℓ(ρ) and dℓ/dρ of the ratio-only losses for one ratio value.
 template <typename scalar_t, FusedFamily family>
-inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, scalar_t advantage, scalar_t& loss,
+[[gnu::always_inline]] inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, scalar_t advantage, scalar_t& loss,
                              scalar_t& dloss_dratio) {
   if constexpr (family == FusedFamily::clip) {
     const scalar_t unclipped = fused_min(ratio, in.delta) * advantage;
@@ -163,7 +163,7 @@ inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, sc
 // One row: pass 1 counts L_i, validates and (sequence level) sums the log-ratio; pass 2 computes losses,
 // gradients and metric sums; pass 3 (sequence level) adds the ratio's gradient, spread over the active tokens.
 template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
-inline FusedRow fused_row_body(const FusedInputs<scalar_t>& inputs, int64_t i, const scalar_t* __restrict x,
+[[gnu::always_inline]] inline FusedRow fused_row_body(const FusedInputs<scalar_t>& inputs, int64_t i, const scalar_t* __restrict x,
                                const scalar_t* __restrict o, const scalar_t* __restrict ref,
                                const scalar_t* __restrict m, scalar_t* __restrict g,
                                scalar_t* __restrict value_terms, scalar_t* __restrict kl_terms,
@@ -321,7 +321,7 @@ inline FusedRow fused_row_body(const FusedInputs<scalar_t>& inputs, int64_t i, c
 // alias each other (on-policy, old = logps): they are only read. Per-element terms of the float sums go to
 // scratch rows, summed afterwards (fused_sum): an in-loop float reduction would not vectorise.
 template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
-inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i, scalar_t* scratch) {
+[[gnu::always_inline]] inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i, scalar_t* scratch) {
   const int64_t T = in.tokens;
   const scalar_t* x = in.logps + i * T;
   return fused_row_body<scalar_t, family, sequence, with_kl>(
@@ -329,15 +329,45 @@ inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i, scalar_t* 
       scratch + T, scratch + 2 * T);
 }
 
-// Runs fused_row over all rows in parallel; stops early (invalid rows) are reported in the rows.
+// Rows [begin, end) in the instruction set the including code is compiled for (x86-64: SSE2 by default).
+template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
+inline void fused_chunk(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows, int64_t begin, int64_t end,
+                        scalar_t* scratch) {
+  for (int64_t i = begin; i < end; ++i) {
+    rows[static_cast<std::size_t>(i)] = fused_row<scalar_t, family, sequence, with_kl>(in, i, scratch);
+  }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+// The same rows compiled for AVX2 + FMA (the always-inline helpers take this function's instruction set), chosen
+// at run time when the CPU has them: the default x86-64 flags give 4-wide SSE2 vectors and 3-instruction selects,
+// which make the loop compute bound (benchmarks/RESULTS.md); AVX2 is about 3.5x faster.
+template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
+[[gnu::target("avx2,fma")]] inline void fused_chunk_avx2(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows,
+                                                          int64_t begin, int64_t end, scalar_t* scratch) {
+  for (int64_t i = begin; i < end; ++i) {
+    rows[static_cast<std::size_t>(i)] = fused_row<scalar_t, family, sequence, with_kl>(in, i, scratch);
+  }
+}
+
+inline bool fused_cpu_has_avx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+#endif
+
+// Runs the rows in parallel chunks; invalid rows stop early and are reported in their FusedRow.
 template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
 inline void fused_rows(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows) {
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(in.tokens, 1));
+#if defined(__GNUC__) && defined(__x86_64__)
+  const bool avx2 = fused_cpu_has_avx2();
+#endif
   at::parallel_for(0, in.rows, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> scratch(static_cast<std::size_t>(3 * in.tokens));
-    for (int64_t i = begin; i < end; ++i) {
-      rows[static_cast<std::size_t>(i)] = fused_row<scalar_t, family, sequence, with_kl>(in, i, scratch.data());
-    }
+#if defined(__GNUC__) && defined(__x86_64__)
+    if (avx2) return fused_chunk_avx2<scalar_t, family, sequence, with_kl>(in, rows, begin, end, scratch.data());
+#endif
+    fused_chunk<scalar_t, family, sequence, with_kl>(in, rows, begin, end, scratch.data());
   });
 }
 
