@@ -225,3 +225,37 @@ TEST_CASE("the fused path refuses double backward instead of returning a wrong s
   CHECK_THROWS_WITH(torch::autograd::grad({loss}, {batch.logps}, {}, true, true),
                     Catch::Matchers::Contains("double backward"));
 }
+
+TEST_CASE("the baseline build of the fused row loop agrees with the one chosen at run time", "[loss]") {
+  // On CPUs with AVX2 the dispatch takes the AVX2 + FMA loop; the baseline loop must give the same rows.
+  BatchSpec spec;
+  spec.rows = 5, spec.tokens = 37, spec.dtype = torch::kFloat32, spec.mask_dtype = torch::kFloat32;
+  const auto batch = make_batch(spec, 13);
+  grpo::detail::FusedInputs<float> in;
+  const auto logps = batch.logps.detach().contiguous();
+  const auto old_logps = batch.old_logps.contiguous();
+  const auto ref_logps = batch.ref_logps.contiguous();
+  const auto advantages = batch.advantages.contiguous();
+  const auto mask = batch.mask.contiguous();
+  in.rows = spec.rows, in.tokens = spec.tokens;
+  in.logps = logps.data_ptr<float>(), in.old_logps = old_logps.data_ptr<float>();
+  in.ref_logps = ref_logps.data_ptr<float>(), in.advantages = advantages.data_ptr<float>();
+  in.mask = mask.data_ptr<float>();
+  in.loss_type = grpo::LossType::grpo, in.beta = 0.04f, in.bias_correction = true;
+  in.clip_low = 0.8f, in.clip_high = 1.2f, in.delta = 1.5f;
+  auto grad_dispatch = torch::empty_like(logps), grad_baseline = torch::empty_like(logps);
+  std::vector<grpo::detail::FusedRow> dispatched(5), baseline(5);
+  std::vector<float> scratch(3 * 37);
+  using grpo::detail::FusedFamily;
+  in.grad = grad_dispatch.data_ptr<float>();
+  grpo::detail::fused_rows<float, FusedFamily::clip, false, true>(in, dispatched);
+  in.grad = grad_baseline.data_ptr<float>();
+  grpo::detail::fused_chunk<float, FusedFamily::clip, false, true>(in, baseline, 0, 5, scratch.data());
+  CHECK(torch::allclose(grad_dispatch, grad_baseline, 1e-5, 1e-7));
+  for (std::size_t i = 0; i < 5; ++i) {
+    CHECK(dispatched[i].value == Approx(baseline[i].value).epsilon(1e-5).margin(1e-7));
+    CHECK(dispatched[i].kl == Approx(baseline[i].kl).epsilon(1e-5).margin(1e-7));
+    CHECK(dispatched[i].low == baseline[i].low);
+    CHECK(dispatched[i].high == baseline[i].high);
+  }
+}
