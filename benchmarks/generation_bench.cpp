@@ -6,27 +6,16 @@
 #include <grpo/generation/generate.hpp>
 #include <grpo/models/llama.hpp>
 
-namespace {
+#include "bench_models.hpp"
 
-// A small Llama (4 layers, width 256, 8 query / 4 kv heads, vocab 1024): big enough for attention to matter.
-grpo::LlamaConfig bench_config() {
-  auto c = grpo::LlamaConfig::tiny(1024);
-  c.hidden_size = 256;
-  c.intermediate_size = 688;
-  c.num_hidden_layers = 4;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  c.head_dim = 32;
-  c.max_position_embeddings = 2048;
-  return c;
-}
+namespace {
 
 // Args: {completion length, use_cache}. Batch of 8 prompts of 32 tokens, sampling at temperature 1, no EOS.
 void generate_tokens(benchmark::State& state) {
   const int64_t completion_length = state.range(0);
   const bool use_cache = state.range(1) != 0;
   torch::manual_seed(0);
-  grpo::LlamaModel model(bench_config());
+  grpo::LlamaModel model(grpo_bench::small_llama_config());
   model.eval();
   const int64_t batch = 8, prompt_length = 32;
   const auto prompts = torch::randint(0, 1024, {batch, prompt_length}, torch::kLong);

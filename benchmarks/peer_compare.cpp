@@ -37,6 +37,8 @@
 #include <utility>
 #include <vector>
 
+#include "bench_models.hpp"
+
 #ifndef GRPO_PEER_SCRIPT
 #define GRPO_PEER_SCRIPT "benchmarks/peer/peer.py"
 #endif
@@ -85,19 +87,7 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-// The model of the comparison: the generation benchmark's small Llama (4 layers, width 256, GQA 8/4, vocab 1024).
-grpo::LlamaConfig peer_config() {
-  auto c = grpo::LlamaConfig::tiny(1024);
-  c.hidden_size = 256;
-  c.intermediate_size = 688;
-  c.num_hidden_layers = 4;
-  c.num_attention_heads = 8;
-  c.num_key_value_heads = 4;
-  c.head_dim = 32;
-  c.max_position_embeddings = 2048;
-  return c;
-}
-
+// The model of the comparison is grpo_bench::small_llama_config(), the generation benchmark's.
 const std::vector<std::pair<int64_t, int64_t>> kLossShapes = {{64, 512}, {64, 1024}, {256, 1024}};
 constexpr int64_t kForwardRows = 8, kForwardLength = 128;
 constexpr int64_t kGenerateRows = 8, kPromptLength = 32;
@@ -187,12 +177,12 @@ int run(const Args& args) {
   } cleanup{dir, args.keep_dir};
 
   // Model and its weights on disk: the Python side loads exactly these.
-  grpo::LlamaModel model(peer_config());
+  grpo::LlamaModel model(grpo_bench::small_llama_config());
   model.eval();
   model.save_pretrained(dir.string());
 
   grpo::TensorMap inputs;
-  const auto [ids, mask] = forward_inputs(peer_config().vocab_size);
+  const auto [ids, mask] = forward_inputs(grpo_bench::small_llama_config().vocab_size);
   torch::Tensor logits;
   {
     torch::NoGradGuard no_grad;
@@ -222,7 +212,8 @@ int run(const Args& args) {
   }
 
   // Generation prompts (no padding) and the C++ greedy completions, to report token agreement.
-  const auto prompt_ids = torch::randint(0, peer_config().vocab_size, {kGenerateRows, kPromptLength}, torch::kLong);
+  const auto prompt_ids =
+      torch::randint(0, grpo_bench::small_llama_config().vocab_size, {kGenerateRows, kPromptLength}, torch::kLong);
   const auto prompt_mask = torch::ones_like(prompt_ids);
   inputs["generate/prompt_ids"] = prompt_ids;
   inputs["generate/prompt_mask"] = prompt_mask;
