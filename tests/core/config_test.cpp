@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "scoped_temp_dir.hpp"
+#include "support/scoped_temp_dir.hpp"
 
 using Catch::Matchers::Contains;
 

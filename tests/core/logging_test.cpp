@@ -10,7 +10,7 @@
 
 #include "grpo/detail/atomic_file.hpp"
 #include "grpo/train/chart.hpp"
-#include "scoped_temp_dir.hpp"
+#include "support/scoped_temp_dir.hpp"
 
 using Catch::Matchers::Contains;
 

@@ -1,6 +1,7 @@
 #pragma once
 // Small Llama-family configurations and prompt helpers shared by the model tests.
 
+#include "support/scoped_temp_dir.hpp"
 #include <torch/types.h>
 
 #include <cstdint>
@@ -68,21 +69,7 @@ inline torch::Tensor row_tensor(const std::vector<int64_t>& ids) {
 namespace grpo::testing {
 
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    std::random_device device;
-    path = std::filesystem::temp_directory_path() / ("grpo_models_test_" + std::to_string(device()));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using TempDir = grpo_test::ScopedTempDir;
 
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -251,7 +251,7 @@ TEST_CASE("bad configs and bad safetensors files fail with errors naming the fil
   CHECK_THROWS_WITH(grpo::write_safetensors(target, {{"z", torch::zeros({2}, torch::kComplexFloat)}}),
                     Contains("\"z\" has unsupported dtype"));
   CHECK_THROWS(grpo::write_safetensors(tmp.file("no/such/dir/x.safetensors"), tensors));
-  for (const auto& entry : std::filesystem::directory_iterator(tmp.path)) {
+  for (const auto& entry : std::filesystem::directory_iterator(tmp.path())) {
     CHECK(entry.path().filename().string().rfind("never.safetensors", 0) == std::string::npos);
   }
   CHECK_THROWS_WITH(grpo::LlamaModel::from_pretrained(tmp.file("nowhere")), Contains("nowhere"));

@@ -10,6 +10,7 @@
 #include "grpo/rewards/builtin/accuracy.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
 #include "grpo/train/trainer.hpp"
+#include "support/scoped_temp_dir.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
 namespace fs = std::filesystem;
@@ -24,19 +25,6 @@ const grpo::CharTokenizer& tokenizer() {
   return tok;
 }
 
-// A fresh directory under the system's temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name)
-      : path(fs::temp_directory_path() / ("grpo_trainer_test_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path, ignored);
-  }
-};
 
 // Rewards with variance in every group: the accuracy against the "answer" column plus the completion length.
 std::vector<grpo::RewardFunction> rewards() {
@@ -97,10 +85,10 @@ grpo::TensorMap snapshot(grpo::LlamaModel& model) {
 }  // namespace
 
 TEST_CASE("a few GRPO steps change every parameter and log every metric", "[train]") {
-  TempDir dir("metrics");
+  grpo_test::ScopedTempDir dir;
   auto model = tiny_model(1);
   const auto before = snapshot(*model);
-  auto config = small_config(dir.path);
+  auto config = small_config(dir.path());
   config.beta = 0.0;
   Trainer trainer(model, tokenizer(), rewards(), config, data(), std::nullopt, quiet());
   CHECK_FALSE(trainer.reference().has_value());  // beta = 0: no reference model, as TRL
@@ -110,7 +98,7 @@ TEST_CASE("a few GRPO steps change every parameter and log every metric", "[trai
     INFO("parameter " << name);
     CHECK_FALSE(torch::equal(tensor, before.at(name)));
   }
-  const auto records = read_jsonl(dir.path / "metrics.jsonl");
+  const auto records = read_jsonl(dir.path() / "metrics.jsonl");
   REQUIRE(records.size() == 3);
   for (const char* name :
        {"reward", "reward_std", "rewards/accuracy/mean", "rewards/accuracy/std", "rewards/length/mean",
@@ -125,18 +113,18 @@ TEST_CASE("a few GRPO steps change every parameter and log every metric", "[trai
   CHECK(records.back().at("learning_rate").get<double>() > 0);
   CHECK(records.back().at("num_tokens").get<double>() > records.front().at("num_tokens").get<double>());
   // completions.jsonl: one line per completion with each reward and the advantage.
-  const auto completions = read_jsonl(dir.path / "completions.jsonl");
+  const auto completions = read_jsonl(dir.path() / "completions.jsonl");
   REQUIRE(completions.size() == 3 * 8);
   for (const char* key : {"step", "prompt", "completion", "accuracy", "length", "advantage"}) {
     CHECK(completions.front().contains(key));
   }
-  CHECK(fs::exists(dir.path / "training_chart.svg"));
-  CHECK(fs::exists(dir.path / "config.json"));
+  CHECK(fs::exists(dir.path() / "training_chart.svg"));
+  CHECK(fs::exists(dir.path() / "config.json"));
 }
 
 TEST_CASE("beta != 0 creates a frozen reference model and logs kl", "[train]") {
-  TempDir dir("beta");
-  auto config = small_config(dir.path);
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
   config.beta = 0.1;
   config.max_steps = 2;
   Trainer trainer(tiny_model(2), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
@@ -146,7 +134,7 @@ TEST_CASE("beta != 0 creates a frozen reference model and logs kl", "[train]") {
   for (const auto& [name, tensor] : snapshot(trainer.reference()->model())) {
     CHECK(torch::equal(tensor, ref_before.at(name)));  // frozen
   }
-  const auto records = read_jsonl(dir.path / "metrics.jsonl");
+  const auto records = read_jsonl(dir.path() / "metrics.jsonl");
   REQUIRE_FALSE(records.empty());
   REQUIRE(records.back().contains("kl"));
   CHECK(records.back().at("kl").get<double>() >= 0);
@@ -155,8 +143,8 @@ TEST_CASE("beta != 0 creates a frozen reference model and logs kl", "[train]") {
 }
 
 TEST_CASE("resuming from a checkpoint reproduces the uninterrupted run's parameters exactly", "[train]") {
-  TempDir dir("resume");
-  auto config = small_config(dir.path / "full");
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path() / "full");
   config.steps_per_generation = 2;  // a checkpoint after step 1 falls in the middle of a generation batch
   config.num_iterations = 2;        // and old log-probs are needed
   config.max_steps = 5;
@@ -165,16 +153,16 @@ TEST_CASE("resuming from a checkpoint reproduces the uninterrupted run's paramet
   Trainer full(tiny_model(3), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
   full.train();
   const auto expected = snapshot(full.policy().model());
-  REQUIRE(fs::exists(dir.path / "full" / "checkpoint-3"));
-  CHECK(fs::exists(dir.path / "full" / "checkpoint-3" / "model.safetensors"));
-  CHECK(fs::exists(dir.path / "full" / "checkpoint-3" / "optimizer.pt"));
+  REQUIRE(fs::exists(dir.path() / "full" / "checkpoint-3"));
+  CHECK(fs::exists(dir.path() / "full" / "checkpoint-3" / "model.safetensors"));
+  CHECK(fs::exists(dir.path() / "full" / "checkpoint-3" / "optimizer.pt"));
 
   for (const int from : {1, 3}) {
     INFO("resumed from checkpoint-" << from);
     auto resumed_config = config;
-    resumed_config.output_dir = (dir.path / ("resumed" + std::to_string(from))).string();
+    resumed_config.output_dir = (dir.path() / ("resumed" + std::to_string(from))).string();
     Trainer resumed(tiny_model(99), tokenizer(), rewards(), resumed_config, data(), std::nullopt, quiet());
-    resumed.resume_from_checkpoint((dir.path / "full" / ("checkpoint-" + std::to_string(from))).string());
+    resumed.resume_from_checkpoint((dir.path() / "full" / ("checkpoint-" + std::to_string(from))).string());
     CHECK(resumed.state().global_step == from);
     resumed.train();
     for (const auto& [name, tensor] : snapshot(resumed.policy().model())) {
@@ -186,13 +174,13 @@ TEST_CASE("resuming from a checkpoint reproduces the uninterrupted run's paramet
   auto other = config;
   other.learning_rate = 0.01;
   Trainer mismatched(tiny_model(3), tokenizer(), rewards(), other, data(), std::nullopt, quiet());
-  CHECK_THROWS_WITH(mismatched.resume_from_checkpoint((dir.path / "full" / "checkpoint-1").string()),
+  CHECK_THROWS_WITH(mismatched.resume_from_checkpoint((dir.path() / "full" / "checkpoint-1").string()),
                     Contains("different config") && Contains("learning_rate"));
 }
 
 TEST_CASE("save_total_limit keeps the newest checkpoints and callbacks see every step, log and save", "[train]") {
-  TempDir dir("callbacks");
-  auto config = small_config(dir.path);
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
   config.max_steps = 4;
   config.save_steps = 1;
   config.save_total_limit = 2;
@@ -216,35 +204,35 @@ TEST_CASE("save_total_limit keeps the newest checkpoints and callbacks see every
   CHECK(recorder.logs == std::vector<int64_t>{2, 4});
   CHECK(recorder.saves.size() == 4);
   CHECK(only_saves.count == 4);
-  const auto kept = grpo::list_checkpoints(dir.path.string());
+  const auto kept = grpo::list_checkpoints(dir.path().string());
   REQUIRE(kept.size() == 2);
   CHECK(fs::path(kept[0]).filename() == "checkpoint-3");
   CHECK(fs::path(kept[1]).filename() == "checkpoint-4");
-  for (const auto& entry : fs::directory_iterator(dir.path)) {
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
     CHECK(entry.path().filename().string().find(".tmp") == std::string::npos);  // no half-written directories
   }
 }
 
 TEST_CASE("the trainer checks reward columns, the config and the dataset size before training", "[train]") {
-  TempDir dir("errors");
+  grpo_test::ScopedTempDir dir;
   std::vector<grpo::RewardFunction> needs_solution;
   grpo::AccuracyReward accuracy;
   accuracy.column = "solution";
   needs_solution.push_back(grpo::accuracy_reward(accuracy));
-  CHECK_THROWS_WITH(Trainer(tiny_model(5), tokenizer(), std::move(needs_solution), small_config(dir.path), data()),
+  CHECK_THROWS_WITH(Trainer(tiny_model(5), tokenizer(), std::move(needs_solution), small_config(dir.path()), data()),
                     Contains("reward function \"accuracy\" needs \"solution\"") && Contains("dataset columns: a, answer"));
-  auto bad = small_config(dir.path);
+  auto bad = small_config(dir.path());
   bad.per_device_train_batch_size = 6;  // 6 rows cannot hold groups of 4
   CHECK_THROWS_WITH(Trainer(tiny_model(5), tokenizer(), rewards(), bad, data()), Contains("num_generations"));
-  auto distributed = small_config(dir.path);
+  auto distributed = small_config(dir.path());
   distributed.num_processes = 2;
   CHECK_THROWS_WITH(Trainer(tiny_model(5), tokenizer(), rewards(), distributed, data()),
                     Contains("multi-process training is not implemented"));
 }
 
 TEST_CASE("dynamic sampling refills the batch with groups whose rewards differ", "[train]") {
-  TempDir dir("dynamic");
-  auto config = small_config(dir.path);
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
   config.dynamic_sampling = true;
   config.max_dynamic_sampling_retries = 8;
   config.max_steps = 2;
@@ -255,13 +243,13 @@ TEST_CASE("dynamic sampling refills the batch with groups whose rewards differ",
   });
   Trainer trainer(tiny_model(6), tokenizer(), std::move(fns), config, data(), std::nullopt, quiet());
   trainer.train();
-  const auto records = read_jsonl(dir.path / "metrics.jsonl");
+  const auto records = read_jsonl(dir.path() / "metrics.jsonl");
   REQUIRE_FALSE(records.empty());
   REQUIRE(records.front().contains("dynamic_sampling/rounds"));
   CHECK(records.front().at("dynamic_sampling/rounds").get<double>() >= 2);  // groups were dropped: more rounds
   CHECK(records.front().contains("dynamic_sampling/dropped_groups"));
   // Every trained group whose rewards could vary came from a '1' prompt.
-  const auto completions = read_jsonl(dir.path / "completions.jsonl");
+  const auto completions = read_jsonl(dir.path() / "completions.jsonl");
   std::set<std::string> prompts;
   for (const auto& line : completions) prompts.insert(line.at("prompt").get<std::string>());
   int from_ones = 0;
@@ -284,8 +272,8 @@ struct NoEosTokenizer {
 
 TEST_CASE("mask_truncated_completions with every row truncated gives zero loss and moves no parameter",
           "[train]") {
-  TempDir dir("truncated");
-  auto config = small_config(dir.path);
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
   config.mask_truncated_completions = true;
   config.max_steps = 2;
   auto model = tiny_model(8);
@@ -293,7 +281,7 @@ TEST_CASE("mask_truncated_completions with every row truncated gives zero loss a
   grpo::GRPOTrainer<grpo::LlamaModel, NoEosTokenizer> trainer(model, NoEosTokenizer{}, rewards(), config, data(),
                                                                std::nullopt, quiet());
   trainer.train();
-  const auto records = read_jsonl(dir.path / "metrics.jsonl");
+  const auto records = read_jsonl(dir.path() / "metrics.jsonl");
   REQUIRE(records.size() == 2);
   CHECK(records.back().at("completions/clipped_ratio").get<double>() == 1.0);
   CHECK(records.back().at("loss").get<double>() == 0.0);
@@ -304,8 +292,8 @@ TEST_CASE("mask_truncated_completions with every row truncated gives zero loss a
 }
 
 TEST_CASE("sync_ref_model mixes the policy into the reference every ref_model_sync_steps", "[train]") {
-  TempDir dir("sync");
-  auto config = small_config(dir.path);
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
   config.beta = 0.05;
   config.sync_ref_model = true;
   config.ref_model_sync_steps = 1;
