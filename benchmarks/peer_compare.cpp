@@ -2,14 +2,16 @@
 // with Debian's /usr/bin/python3) time the same work on identical inputs, and this program prints both medians
 // and the ratio. Compared:
 //   - the policy loss (TRL's formulation, dapo default) forward + backward + clip metrics, float32, B x T in
-//     {64x512, 64x1024, 256x1024};
+//     {64x512, 64x1024, 256x1024}; the C++ side twice, as bench_loss_timer (this project's Release flags, -O3) and
+//     bench_loss_timer_o2 (RelWithDebInfo's, -O2 -g), each in its own process, alternating with the Python peer
+//     over --rounds rounds (the median of the rounds' medians is reported);
 //   - the Llama model's forward (4 layers, width 256, vocab 1024, float32) on 8 x 128 tokens;
 //   - a greedy generate loop with and without the KV cache (8 prompts of 32 tokens).
 // The inputs, the weights (model.safetensors + config.json) and the C++ outputs go to a temporary directory that
 // the Python side reads, so both sides see the same numbers; the run also reports how far their results agree.
 // Each part is timed in C++ and then in Python right after (one peer.py call per part), never both at once.
 //
-// Usage: bench_peer_compare [--threads N] [--reps N] [--python PATH] [--script PATH] [--keep-dir]
+// Usage: bench_peer_compare [--threads N] [--reps N] [--rounds N] [--python PATH] [--script PATH] [--keep-dir]
 //        bench_peer_compare --check-logits   (test mode: Python forward == C++ forward within 1e-4; exit 77 =
 //                                             skipped when the Python interpreter or its torch module is absent)
 // --threads: LibTorch intra-op threads for both sides (default: every core; LibTorch here defaults to 1).
@@ -42,6 +44,12 @@
 #ifndef GRPO_PEER_SCRIPT
 #define GRPO_PEER_SCRIPT "benchmarks/peer/peer.py"
 #endif
+#ifndef GRPO_LOSS_TIMER_O3
+#define GRPO_LOSS_TIMER_O3 "bench_loss_timer"
+#endif
+#ifndef GRPO_LOSS_TIMER_O2
+#define GRPO_LOSS_TIMER_O2 "bench_loss_timer_o2"
+#endif
 
 namespace {
 
@@ -54,6 +62,7 @@ struct Args {
   bool check_logits = false;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int reps = 5;
+  int rounds = 3;
   std::string python = "/usr/bin/python3";
   std::string script = GRPO_PEER_SCRIPT;
   bool keep_dir = false;
@@ -73,6 +82,8 @@ Args parse(int argc, char** argv) {
       a.threads = std::stoi(value());
     else if (key == "--reps")
       a.reps = std::max(1, std::stoi(value()));
+    else if (key == "--rounds")
+      a.rounds = std::max(1, std::stoi(value()));
     else if (key == "--python")
       a.python = value();
     else if (key == "--script")
@@ -81,8 +92,8 @@ Args parse(int argc, char** argv) {
       a.keep_dir = true;
     else
       throw std::invalid_argument("unknown option " + key +
-                                  " (options: --check-logits --threads N --reps N --python PATH --script PATH "
-                                  "--keep-dir)");
+                                  " (options: --check-logits --threads N --reps N --rounds N --python PATH "
+                                  "--script PATH --keep-dir)");
   }
   return a;
 }
@@ -266,8 +277,9 @@ int run(const Args& args) {
     return true;
   };
 
+  // The loss: values from this process (for the agreement check), times from the two timer builds and the peer.
   std::vector<Row> rows;
-  std::vector<double> cpp_loss_ms, cpp_loss_values, cpp_grad_sums;
+  std::vector<double> cpp_loss_values, cpp_grad_sums;
   std::vector<std::map<std::string, double>> cpp_metrics;
   for (const auto& [n_rows, tokens] : kLossShapes) {
     const std::string key = std::to_string(n_rows) + "x" + std::to_string(tokens) + "/";
@@ -276,24 +288,36 @@ int run(const Args& args) {
     batch.advantages = inputs[key + "advantages"];
     batch.mask = inputs[key + "mask"];
     batch.num_items_in_batch = batch.mask.sum().item<double>();
-    const grpo::LossOptions options;  // TRL's defaults: dapo, epsilon 0.2
-    grpo::LossResult result;
-    const auto& base = inputs[key + "logps"];
-    const double seconds = median_seconds(
-        [&] {
-          batch.logps = base.clone().requires_grad_();
-          result = grpo::policy_loss(batch, options);
-          result.loss.backward();
-        },
-        args.reps, 2);
-    cpp_loss_ms.push_back(1e3 * seconds);
+    batch.logps = inputs[key + "logps"].clone().requires_grad_();
+    const grpo::LossResult result = grpo::policy_loss(batch, grpo::LossOptions{});  // TRL's defaults
+    result.loss.backward();
     cpp_loss_values.push_back(result.loss.item<double>());
     cpp_grad_sums.push_back(batch.logps.grad().abs().sum().item<double>());
     cpp_metrics.push_back(result.metrics);
   }
-  if (!run_peer("loss")) {
-    std::printf("SKIPPED: %s has no torch module (Debian: apt-get install python3-torch)\n", args.python.c_str());
-    return kSkipped;
+  const auto run_timer = [&](const char* binary) {
+    const auto timer_command = quote(binary) + " " + quote(dir.string());
+    std::fprintf(stderr, "running %s\n", timer_command.c_str());
+    const auto [code, out] = run_command(timer_command);
+    if (code != 0) throw std::runtime_error("the loss timer failed (exit " + std::to_string(code) + "): " + timer_command);
+    return nlohmann::json::parse(out);
+  };
+  // [shape] -> one median per round, for -O3, -O2 and Python.
+  std::vector<std::vector<double>> loss_o3(kLossShapes.size()), loss_o2(kLossShapes.size()),
+      loss_python(kLossShapes.size());
+  for (int round = 0; round < args.rounds; ++round) {
+    const auto o3 = run_timer(GRPO_LOSS_TIMER_O3);
+    const auto o2 = run_timer(GRPO_LOSS_TIMER_O2);
+    if (!run_peer("loss")) {
+      std::printf("SKIPPED: %s has no torch module (Debian: apt-get install python3-torch)\n", args.python.c_str());
+      return kSkipped;
+    }
+    for (std::size_t i = 0; i < kLossShapes.size(); ++i) {
+      const std::string key = std::to_string(kLossShapes[i].first) + "x" + std::to_string(kLossShapes[i].second);
+      loss_o3[i].push_back(o3.at("loss").at(key).at("median_ms").get<double>());
+      loss_o2[i].push_back(o2.at("loss").at(key).at("median_ms").get<double>());
+      loss_python[i].push_back(py.at("loss").at(key).at("median_ms").get<double>());
+    }
   }
   double cpp_forward_ms = 0;
   {
@@ -317,7 +341,9 @@ int run(const Args& args) {
     const auto [n_rows, tokens] = kLossShapes[i];
     const std::string key = std::to_string(n_rows) + "x" + std::to_string(tokens);
     const auto& p = py.at("loss").at(key);
-    rows.push_back({"policy_loss fwd+bwd+metrics " + key, cpp_loss_ms[i], p.at("median_ms").get<double>(), ""});
+    const double python_ms = median(loss_python[i]);
+    rows.push_back({"policy_loss fwd+bwd+metrics " + key + ", C++ -O3", median(loss_o3[i]), python_ms, ""});
+    rows.push_back({"policy_loss fwd+bwd+metrics " + key + ", C++ -O2 -g", median(loss_o2[i]), python_ms, ""});
     worst_loss_diff = std::max(worst_loss_diff, std::abs(cpp_loss_values[i] - p.at("loss").get<double>()));
     worst_grad_rel = std::max(worst_grad_rel, std::abs(cpp_grad_sums[i] - p.at("grad_abs_sum").get<double>()) /
                                                   std::max(1e-30, std::abs(cpp_grad_sums[i])));
@@ -337,6 +363,12 @@ int run(const Args& args) {
   gen_row("kv_cache", "greedy generate, KV cache, 8x(32+64)", cpp_cache_ms, kNewTokensCache);
   gen_row("no_cache", "greedy generate, no cache, 8x(32+32)", cpp_no_cache_ms, kNewTokensNoCache);
   print_table(rows);
+  std::printf("\npolicy_loss -O2 -g / -O3 time:");
+  for (std::size_t i = 0; i < kLossShapes.size(); ++i) {
+    std::printf(" %lldx%lld %.2f;", static_cast<long long>(kLossShapes[i].first),
+                static_cast<long long>(kLossShapes[i].second), median(loss_o2[i]) / median(loss_o3[i]));
+  }
+  std::printf(" (medians of %d rounds; each round runs -O3, -O2 and Python one after another)\n", args.rounds);
   std::printf("\nC++/Python time < 1: C++ faster. Python tokens/s: generate with cache %.0f, without %.0f.\n",
               gen.at("kv_cache").at("tokens_per_s").get<double>(), gen.at("no_cache").at("tokens_per_s").get<double>());
 

@@ -3,7 +3,7 @@
 #include <limits>
 #include <string>
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 
 #include "grpo/core/advantages.hpp"
 
@@ -141,7 +141,7 @@ TEST_CASE("normalize_then_sum keeps unscorable rows at 0 and scorable rows with 
 }
 
 TEST_CASE("compute_advantages rejects bad input with messages that say what and where", "[advantages]") {
-  using Catch::Matchers::Contains;
+  using grpo_test::Contains;
   CHECK_THROWS_WITH(grpo::compute_advantages(column({1, 2, 3, 4, 5}), options_with(2)),
                     Contains("N = 5 rows") && Contains("not divisible by num_generations = 2"));
   auto o = options_with(2);

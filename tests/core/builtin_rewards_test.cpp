@@ -1,7 +1,7 @@
 // The built-in reward functions on tricky inputs.
 #include <string>
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 
 #include "core/rewards_support.hpp"
 #include "grpo/rewards/builtin/accuracy.hpp"
@@ -10,7 +10,7 @@
 #include "grpo/rewards/builtin/soft_overlong_punishment.hpp"
 #include "grpo/rewards/scoring.hpp"
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace {
 

@@ -1,7 +1,7 @@
 // Duck-typed trainer callbacks: each object implements only the hooks it needs.
 #include "grpo/train/callbacks.hpp"
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 #include <map>
 #include <string>
 #include <tuple>

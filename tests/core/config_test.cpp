@@ -1,14 +1,14 @@
 // GRPOConfig: TRL defaults, strict JSON round trip, files, and every validation error naming its field.
 #include "grpo/train/config.hpp"
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "support/scoped_temp_dir.hpp"
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace {
 // A config where every field differs from its default.

@@ -1,13 +1,13 @@
 // Dataset loading from JSONL and JSON arrays: rows, columns, and errors that name file, line and element.
 #include "grpo/data/dataset.hpp"
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 #include <string>
 #include <vector>
 
 #include "support/scoped_temp_dir.hpp"
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 using Catch::Matchers::StartsWith;
 
 namespace {

@@ -1,7 +1,7 @@
 // Metric averaging and files, console formatting, the SVG chart and the atomic file write.
 #include "grpo/train/logging.hpp"
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -12,7 +12,7 @@
 #include "grpo/train/chart.hpp"
 #include "support/scoped_temp_dir.hpp"
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace {
 std::vector<nlohmann::json> read_jsonl_lines(const std::string& path) {

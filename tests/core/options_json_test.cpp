@@ -1,10 +1,10 @@
 // JSON round trips and strictness of the kernel's option structs.
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 
 #include "grpo/core/advantages.hpp"
 #include "grpo/core/loss_options.hpp"
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 TEST_CASE("LossOptions round-trips through JSON with TRL's option names", "[options]") {
   grpo::LossOptions o;

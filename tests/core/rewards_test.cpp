@@ -7,13 +7,13 @@
 #include <thread>
 #include <unordered_map>
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 
 #include "core/rewards_support.hpp"
 #include "grpo/core/advantages.hpp"
 #include "grpo/rewards/scoring.hpp"
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace {
 

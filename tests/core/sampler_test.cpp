@@ -2,12 +2,12 @@
 #include "grpo/data/sampler.hpp"
 
 #include <algorithm>
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 #include <cmath>
 #include <set>
 #include <vector>
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 TEST_CASE("the sampler repeats each prompt G times consecutively and covers an epoch without repeats", "[sampler]") {
   grpo::RepeatSampler sampler(/*num_prompts=*/10, /*prompts_per_batch=*/3, /*num_generations=*/4, /*seed=*/42);

@@ -1,9 +1,9 @@
 // Learning-rate schedules (Hugging Face semantics) and the run length derived from the config.
 #include "grpo/train/schedule.hpp"
 
-#include <catch2/catch.hpp>
+#include "support/catch.hpp"
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 TEST_CASE("warmup rises linearly from zero, then each schedule decays as Hugging Face's", "[schedule]") {
   using grpo::LrSchedulerType;

@@ -125,7 +125,7 @@ TEST_CASE("generation stops rows at EOS or stop tokens, pads after them and flag
   options.max_new_tokens = 0;
   CHECK(grpo::generate(model, ids, mask, options).completion_ids.sizes() == torch::IntArrayRef({3, 0}));
   options.top_p = 1.5;
-  CHECK_THROWS_WITH(grpo::generate(model, ids, mask, options), Catch::Matchers::Contains("top_p"));
+  CHECK_THROWS_WITH(grpo::generate(model, ids, mask, options), grpo_test::Contains("top_p"));
 }
 
 TEST_CASE("top_k, top_p, min_p and repetition_penalty act as specified on fixed distributions", "[sampling]") {

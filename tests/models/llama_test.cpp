@@ -57,8 +57,8 @@ TEST_CASE("llama logits with the KV cache equal logits without it, for GQA, qkv-
     CHECK(torch::allclose(full[1].slice(0, 2), alone[0], 1e-5, 1e-5));
     CHECK(torch::isfinite(full).all().item<bool>());
     CHECK_THROWS_WITH(model.forward(grpo::testing::row_tensor({1, config.vocab_size}), {}),
-                      Catch::Matchers::Contains("outside the vocabulary"));
-    CHECK_THROWS_WITH(model.forward(ids, mask.slice(1, 1)), Catch::Matchers::Contains("attention_mask has shape"));
+                      grpo_test::Contains("outside the vocabulary"));
+    CHECK_THROWS_WITH(model.forward(ids, mask.slice(1, 1)), grpo_test::Contains("attention_mask has shape"));
   }
 }
 
@@ -106,7 +106,7 @@ TEST_CASE("llama parameters carry Hugging Face names and the bias / tying layout
                       c.num_key_value_heads = 3;
                       return c;
                     }()),
-                    Catch::Matchers::Contains("num_key_value_heads"));
+                    grpo_test::Contains("num_key_value_heads"));
 }
 
 TEST_CASE("llama forward matches a naive per-head implementation of the Hugging Face formulas", "[llama]") {

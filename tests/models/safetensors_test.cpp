@@ -18,7 +18,7 @@
 #include "models/model_fixtures.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace {
 

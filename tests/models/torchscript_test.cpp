@@ -75,5 +75,5 @@ def forward(self, input_ids, attention_mask):
   reference->sync_from(policy, 1.0);
   CHECK(torch::equal(reference->model().parameters()[1], model->parameters()[1].detach()));
 
-  CHECK_THROWS_WITH(grpo::TorchScriptLM::load(tmp.file("missing.pt")), Catch::Matchers::Contains("missing.pt"));
+  CHECK_THROWS_WITH(grpo::TorchScriptLM::load(tmp.file("missing.pt")), grpo_test::Contains("missing.pt"));
 }

@@ -1,5 +1,6 @@
 # Builds and runs tests/package/consumer against grpo-cpp, either installed to a temporary prefix
-# (MODE=find_package) or included with add_subdirectory (MODE=add_subdirectory).
+# (MODE=find_package) or included with add_subdirectory (MODE=add_subdirectory), against the LibTorch of the
+# calling build (TORCH_DIR, CAFFE2_DIR: its Torch_DIR and Caffe2_DIR).
 cmake_minimum_required(VERSION 3.18)
 
 function(run)
@@ -20,13 +21,16 @@ if(MODE STREQUAL "find_package")
     message(FATAL_ERROR "install to ${prefix} is missing grpo/grpo.hpp or grpoConfig.cmake")
   endif()
   run(${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/build" ${build_type}
-      "-DCMAKE_PREFIX_PATH=${prefix}" "-DTorch_DIR=${TORCH_DIR}" -DCONSUMER_MODE=find_package)
+      "-DCMAKE_PREFIX_PATH=${prefix}" "-DTorch_DIR=${TORCH_DIR}" "-DCaffe2_DIR=${CAFFE2_DIR}"
+      -DCONSUMER_MODE=find_package)
   run(${CMAKE_COMMAND} --build "${WORK_DIR}/build" -j 2)
   run("${WORK_DIR}/build/consumer_core")
   run("${WORK_DIR}/build/consumer_torch")
 else()
   run(${CMAKE_COMMAND} -S "${CONSUMER_SOURCE_DIR}" -B "${WORK_DIR}/build" ${build_type}
-      "-DGRPO_SOURCE_DIR=${GRPO_SOURCE_DIR}" "-DTorch_DIR=${TORCH_DIR}" -DCONSUMER_MODE=add_subdirectory)
-  run(${CMAKE_COMMAND} --build "${WORK_DIR}/build" --target consumer_core -j 2)
+      "-DGRPO_SOURCE_DIR=${GRPO_SOURCE_DIR}" "-DTorch_DIR=${TORCH_DIR}" "-DCaffe2_DIR=${CAFFE2_DIR}"
+      -DCONSUMER_MODE=add_subdirectory)
+  run(${CMAKE_COMMAND} --build "${WORK_DIR}/build" -j 2)
   run("${WORK_DIR}/build/consumer_core")
+  run("${WORK_DIR}/build/consumer_torch")
 endif()

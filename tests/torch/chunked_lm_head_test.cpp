@@ -12,7 +12,7 @@
 #include "grpo/models/policy.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace lm_head_test {
 

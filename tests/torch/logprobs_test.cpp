@@ -4,7 +4,7 @@
 #include "grpo/core/logprobs.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 TEST_CASE("selective_log_softmax equals log_softmax(logits / T) gathered, for any chunk size", "[logprobs]") {
   for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {

@@ -4,7 +4,7 @@
 #include "support/loss_fixtures.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 TEST_CASE("shape mismatches name the tensor and both shapes", "[loss]") {
   auto batch = grpo_test::small_batch(torch::kFloat64);

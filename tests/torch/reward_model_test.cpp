@@ -7,7 +7,7 @@
 #include "grpo/rewards/scoring.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace {
 

@@ -14,7 +14,7 @@
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
 namespace fs = std::filesystem;
-using Catch::Matchers::Contains;
+using grpo_test::Contains;
 
 namespace {
 

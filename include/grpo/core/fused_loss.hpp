@@ -5,6 +5,10 @@
 // loss.hpp (grpo::detail::policy_loss_composed), including PyTorch's subgradient conventions at ties:
 // clamp passes the gradient on its closed interval, min splits a tie 50/50.
 // First derivatives only: backward with create_graph = true throws.
+//
+// The row loop is explicit SIMD (detail/simd.hpp), written once over a vector type and compiled twice: with
+// 16-byte vectors for the baseline instruction set and, on x86-64, with 32-byte vectors for AVX2 + FMA, chosen
+// at run time. Its speed therefore does not depend on the including program's optimisation flags.
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +18,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <ATen/Parallel.h>
@@ -21,73 +26,9 @@
 #include <torch/types.h>
 
 #include "grpo/core/loss_options.hpp"
-
-// The kernel's loops vectorise only if GCC may compute float operations of both arms of a select
-// unconditionally; floating-point exceptions are never inspected here, so trapping math is switched off for
-// this section (results are unchanged: it affects exception flags only).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-#define GRPO_FUSED_LOSS_POP_OPTIONS
-#endif
+#include "grpo/detail/simd.hpp"
 
 namespace grpo::detail {
-
-// min and max by value with the comparison first (std::min selects a reference, which can keep GCC from
-// if-converting the loop).
-template <typename scalar_t>
-[[gnu::always_inline]] inline scalar_t fused_min(scalar_t a, scalar_t b) {
-  const bool b_less = b < a;
-  return b_less ? b : a;
-}
-template <typename scalar_t>
-[[gnu::always_inline]] inline scalar_t fused_max(scalar_t a, scalar_t b) {
-  const bool a_less = a < b;
-  return a_less ? b : a;
-}
-
-// exp in float32 written so that GCC vectorises the loops calling it (libm's expf is a scalar call):
-// Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial (truncation < 1e-8 relative),
-// times 2^n built in the exponent bits. Within 2 ulp of expf; exp(0) = 1 exactly.
-[[gnu::always_inline]] inline float fused_exp(float x) {
-  const float clamped = fused_min(fused_max(x, -87.0f), 88.5f);
-  const float shifted = clamped * 1.44269504088896341f + 12582912.0f;  // 1.5 * 2^23: round to nearest
-  const float n = shifted - 12582912.0f;
-  const float r = (clamped - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof two_n);
-  const float result = p * two_n;
-  // Every comparison is evaluated unconditionally: GCC does not speculate a possibly trapping float compare,
-  // so a short-circuited one would keep the loop from vectorising.
-  const bool overflow = x > 88.72283f, underflow = x < -87.0f;
-  const float bounded = underflow ? 0.0f : result;
-  return overflow ? std::numeric_limits<float>::infinity() : bounded;
-}
-[[gnu::always_inline]] inline double fused_exp(double x) { return std::exp(x); }
-
-// Σ v[0..n) in double with four independent accumulators (an in-order float reduction does not vectorise).
-template <typename scalar_t>
-[[gnu::always_inline]] inline double fused_sum(const scalar_t* v, int64_t n) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  int64_t t = 0;
-  for (; t + 4 <= n; t += 4) {
-    a0 += static_cast<double>(v[t]);
-    a1 += static_cast<double>(v[t + 1]);
-    a2 += static_cast<double>(v[t + 2]);
-    a3 += static_cast<double>(v[t + 3]);
-  }
-  for (; t < n; ++t) a0 += static_cast<double>(v[t]);
-  return (a0 + a1) + (a2 + a3);
-}
 
 // The three shapes of per-token loss (grpo-math.md §4).
 enum class FusedFamily { clip, sapo, cispo };
@@ -100,13 +41,14 @@ struct FusedInputs {
   const scalar_t* ref_logps = nullptr;  // [B,T], null when beta == 0
   const scalar_t* advantages = nullptr; // [B]
   const scalar_t* mask = nullptr;       // [B,T]
-  scalar_t* grad = nullptr;             // [B,T] output: d (unscaled loss) / d logps
+  scalar_t* grad = nullptr;             // [B,T] output: grad_scale · d (unscaled loss) / d logps
   int64_t rows = 0, tokens = 0;
   LossType loss_type = LossType::dapo;
   bool sequence = false;
   bool bias_correction = false;
   scalar_t beta = 0, clip_low = 0, clip_high = 0, delta = 0, cispo_cap = 0;
   scalar_t sapo_pos = 1, sapo_neg = 1;
+  scalar_t grad_scale = 1;  // the loss's scale where known before the pass (all but bnpo)
   // Padding values enter the result (luspo's [B,T] mean, T = 1 metrics)...
   bool padding_counts = false;
   // ...and were non-finite somewhere, so the composed path reads them as zeros without gradient: the
@@ -124,230 +66,344 @@ struct FusedRow {
   bool padding_not_finite = false; // a non-finite value on padding
 };
 
+// Neither infinite nor NaN, from the exponent bits (valid under -ffast-math too).
 template <typename scalar_t>
-[[gnu::always_inline]] inline bool fused_finite(scalar_t v) {
-  return v - v == scalar_t(0);  // false for inf and NaN; vectorises, unlike std::isfinite
+inline bool fused_finite(scalar_t v) {
+  using Bits = std::conditional_t<sizeof(scalar_t) == 4, uint32_t, uint64_t>;
+  Bits bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  const Bits exponent = sizeof(scalar_t) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+  return (bits & exponent) != exponent;
 }
 
-// ℓ(ρ) and dℓ/dρ of the ratio-only losses for one ratio value.
-template <typename scalar_t, FusedFamily family>
-[[gnu::always_inline]] inline void fused_ratio_loss(const FusedInputs<scalar_t>& in, scalar_t ratio, scalar_t advantage, scalar_t& loss,
-                             scalar_t& dloss_dratio) {
+#if GRPO_HAS_SIMD
+
+// ℓ(ρ) and dℓ/dρ of the ratio-only losses, lane-wise (S: a simd::Vec). Minima and maxima are selects on a
+// comparison, min(a, b) = b < a ? b : a, as the composed path's ops pick them; ties follow clamp's and min's
+// gradient conventions (see the top of this file).
+template <class S, FusedFamily family>
+[[gnu::always_inline]] inline void fused_ratio_loss(const FusedInputs<typename S::T>& in, const typename S::V& ratio,
+                                                    typename S::T advantage, typename S::V& loss,
+                                                    typename S::V& dloss_dratio) {
+  using T = typename S::T;
+  using V = typename S::V;
+  using M = typename S::M;
   if constexpr (family == FusedFamily::clip) {
-    const scalar_t unclipped = fused_min(ratio, in.delta) * advantage;
-    const scalar_t clipped = fused_min(fused_max(ratio, in.clip_low), in.clip_high) * advantage;
-    // clamp's gradient passes on the closed interval; min's splits ties.
-    // (Comparisons first, then selects: see fused_exp.)
-    const bool below_delta = ratio <= in.delta;
-    const bool above_low = ratio >= in.clip_low, below_high = ratio <= in.clip_high;
-    const bool unclipped_less = unclipped < clipped, clipped_less = clipped < unclipped;
-    const scalar_t d_unclipped = below_delta ? advantage : scalar_t(0);
-    const scalar_t d_clipped_high = below_high ? advantage : scalar_t(0);
-    const scalar_t d_clipped = above_low ? d_clipped_high : scalar_t(0);
-    const scalar_t d_tie = scalar_t(0.5) * (d_unclipped + d_clipped);
-    const scalar_t d_not_less = clipped_less ? d_clipped : d_tie;
-    const scalar_t d_min = unclipped_less ? d_unclipped : d_not_less;
-    loss = -fused_min(unclipped, clipped);
+    const V a = V{} + advantage;
+    const V unclipped = (in.delta < ratio ? V{} + in.delta : ratio) * advantage;
+    const V above_low = ratio < in.clip_low ? V{} + in.clip_low : ratio;
+    const V clipped = (in.clip_high < above_low ? V{} + in.clip_high : above_low) * advantage;
+    const M inside = (ratio >= in.clip_low) & (ratio <= in.clip_high);  // clamp passes the gradient here
+    const V d_unclipped = ratio <= in.delta ? a : V{};
+    const V d_clipped = inside ? a : V{};
+    const V d_tie = T(0.5) * (d_unclipped + d_clipped);  // min splits a tie
+    const V d_not_less = clipped < unclipped ? d_clipped : d_tie;
+    const V d_min = unclipped < clipped ? d_unclipped : d_not_less;
+    loss = -(clipped < unclipped ? clipped : unclipped);
     dloss_dratio = -d_min;
   } else if constexpr (family == FusedFamily::sapo) {
-    const scalar_t temperature = advantage > 0 ? in.sapo_pos : in.sapo_neg;
-    const scalar_t s = scalar_t(1) / (scalar_t(1) + fused_exp(-(temperature * (ratio - scalar_t(1)))));
-    loss = -(s * scalar_t(4) / temperature * advantage);
-    dloss_dratio = -(s * (scalar_t(1) - s) * scalar_t(4) * advantage);
+    const T temperature = advantage > 0 ? in.sapo_pos : in.sapo_neg;
+    V e = -(temperature * (ratio - T(1)));
+    simd::exp_inplace<S>(e);
+    const V s = T(1) / (T(1) + e);
+    loss = -(s * T(4) / temperature * advantage);
+    dloss_dratio = -(s * (T(1) - s) * T(4) * advantage);
   } else {
-    loss = 0;
-    dloss_dratio = 0;
+    loss = V{};
+    dloss_dratio = V{};
   }
 }
 
 // One row: pass 1 counts L_i, validates and (sequence level) sums the log-ratio; pass 2 computes losses,
 // gradients and metric sums; pass 3 (sequence level) adds the ratio's gradient, spread over the active tokens.
-template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
-[[gnu::always_inline]] inline FusedRow fused_row_body(const FusedInputs<scalar_t>& inputs, int64_t i, const scalar_t* __restrict x,
-                               const scalar_t* __restrict o, const scalar_t* __restrict ref,
-                               const scalar_t* __restrict m, scalar_t* __restrict g,
-                               scalar_t* __restrict value_terms, scalar_t* __restrict kl_terms,
-                               scalar_t* __restrict dratio_terms) {
+// Each pass runs over whole vectors and then once over the row's tail (fewer lanes, zeros beyond the row: an
+// inactive position, kept out of every sum by `valid`).
+// counts_padding: padding positions enter the sums (in.padding_counts: luspo, or T = 1); otherwise only active
+// positions do, with one weight, which keeps the common loop short.
+// scratch: two rows of T elements rounded up to whole vectors.
+template <class S, FusedFamily family, bool sequence, bool with_kl, bool counts_padding>
+[[gnu::always_inline]] inline FusedRow fused_row(const FusedInputs<typename S::T>& inputs, int64_t i,
+                                                 typename S::T* scratch) {
+  using T = typename S::T;
+  using V = typename S::V;
+  using M = typename S::M;
+  using Sum = simd::DoubleSum<S>;
+  constexpr int W = S::lanes;
   // A local copy: the gradient stores cannot alias it, so the loops keep the options in registers.
-  const FusedInputs<scalar_t> in = inputs;
-  const int64_t T = in.tokens;
-  const scalar_t A = in.advantages[i];
+  const FusedInputs<T> in = inputs;
+  const int64_t tokens = in.tokens;
+  const T* x = in.logps + i * tokens;
+  const T* o = in.old_logps + i * tokens;
+  const T* ref = with_kl ? in.ref_logps + i * tokens : x;
+  const T* m = in.mask + i * tokens;
+  T* g = in.grad + i * tokens;
+  const T A = in.advantages[i];
+  const int64_t whole = tokens - tokens % W;
+  const int tail = static_cast<int>(tokens - whole);
+  const M all = ~M{}, none = M{};
   FusedRow row;
 
-
-  // Pass 1.
-  int32_t active_count = 0;
-  int invalid = 0, padding_bad = 0;
-  for (int64_t t = 0; t < T; ++t) {
-    const scalar_t mv = m[t], xv = x[t], ov = o[t], rv = ref[t];
-    const bool active = mv != scalar_t(0);
-    const bool finite = fused_finite(xv) & fused_finite(ov) & fused_finite(rv);
-    invalid |= static_cast<int>(active & ((mv != scalar_t(1)) | !finite));
-    padding_bad |= static_cast<int>(!active & !finite);
-    active_count += static_cast<int32_t>(active);
-    if constexpr (sequence) {
-      const scalar_t log_ratio = xv - ov;
-      value_terms[t] = active ? log_ratio : scalar_t(0);
+  // Runs block(t, lanes, partial) over the row: whole vectors, then the tail.
+  const auto for_blocks = [&](auto&& block) __attribute__((always_inline)) {
+    for (int64_t t = 0; t < whole; t += W) block(t, W, std::false_type{});
+    if (tail > 0) block(whole, tail, std::true_type{});
+  };
+  const auto load = [](V& v, const T* p, int64_t t, int n, auto partial) __attribute__((always_inline)) {
+    if constexpr (decltype(partial)::value) {
+      simd::load_partial<S>(v, p + t, n);
+    } else {
+      simd::load<S>(v, p + t);
     }
-  }
-  const auto length = static_cast<scalar_t>(active_count);
-  row.invalid = invalid != 0;
-  row.padding_not_finite = padding_bad != 0;
-  row.length = static_cast<double>(length);
-  if (row.invalid) return row;
+  };
 
+  // Validation, folded into the first pass that reads the values: the mask is 0/1 and the values are finite where
+  // it is 1; non-finite padding is noted (the caller then zeroes it where it counts). Also counts L_i.
+  M invalid = none, padding_bad = none, active_lanes = none;
+  const auto check = [&](const M& active, const V& mv, const V& xv, const V& ov, int64_t t, int n,
+                         auto partial) __attribute__((always_inline)) {
+    M finite, finite_old;
+    simd::finite_lanes<S>(finite, xv);
+    simd::finite_lanes<S>(finite_old, ov);
+    finite &= finite_old;
+    if constexpr (with_kl) {
+      V rv;
+      M finite_ref;
+      load(rv, ref, t, n, partial);
+      simd::finite_lanes<S>(finite_ref, rv);
+      finite &= finite_ref;
+    }
+    invalid |= active & ((mv != T(1)) | ~finite);
+    padding_bad |= ~active & ~finite;
+    active_lanes -= active;  // a set lane is -1
+  };
+  const auto finish_checks = [&] {
+    row.invalid = simd::any(invalid);
+    row.padding_not_finite = simd::any(padding_bad);
+    row.length = simd::lane_sum(active_lanes);
+  };
+
+  // Pass 1. Sequence level: validates, counts L_i and sums the log-ratios. Token level: only the losses whose
+  // weights need L_i before pass 2 (grpo and sapo: 1 / L_i; luspo: L_i) count the mask's ones here.
   const bool luspo = in.loss_type == LossType::luspo;
   const bool per_row_factor = in.loss_type == LossType::grpo || in.loss_type == LossType::sapo;
-  const scalar_t row_factor = per_row_factor ? scalar_t(1) / std::max(length, scalar_t(1)) : scalar_t(1);
-  // Loss weight of an active and of a padding position.
-  const scalar_t active_weight = luspo ? length : row_factor;
-  const scalar_t padding_weight = luspo ? length : scalar_t(0);
-  const bool padding_counts = in.padding_counts, sanitize = in.sanitize_padding;
-  const bool one_token = T == 1;  // metrics of a [B,1] tensor are plain means over rows
-  const scalar_t beta = in.beta;
-  const scalar_t low_bound = in.clip_low, high_bound = in.clip_high;
-
-  // Sequence level: one ratio per row (grpo-math.md §3) and its ratio-only loss.
-  scalar_t row_ratio = 1, row_loss = 0, row_dloss = 0;
+  Sum log_ratio_sum;
+  double active_count = 0;
   if constexpr (sequence) {
-    const auto log_ratio_sum = static_cast<scalar_t>(fused_sum(value_terms, T));
-    row_ratio = fused_exp(static_cast<scalar_t>(log_ratio_sum / std::max(length, scalar_t(1))));
-    fused_ratio_loss<scalar_t, family>(in, row_ratio, A, row_loss, row_dloss);
+    for_blocks([&](int64_t t, int n, auto partial) __attribute__((always_inline)) {
+      V mv, xv, ov;
+      load(mv, m, t, n, partial);
+      load(xv, x, t, n, partial);
+      load(ov, o, t, n, partial);
+      const M active = mv != T(0);
+      check(active, mv, xv, ov, t, n, partial);
+      simd::accumulate<S>(log_ratio_sum, active ? xv - ov : V{});
+    });
+    finish_checks();
+    if (row.invalid) return row;
+    active_count = row.length;
+  } else if (per_row_factor || luspo) {
+    M counted = none;
+    for_blocks([&](int64_t t, int n, auto partial) __attribute__((always_inline)) {
+      V mv;
+      load(mv, m, t, n, partial);
+      counted -= mv != T(0);
+    });
+    active_count = simd::lane_sum(counted);
+  }
+  const auto length = static_cast<T>(active_count);
+
+  // Token level: the ratios exp(x_t - o_t), and exp(ref_t - x_t) for the KL, into the scratch rows, while
+  // validating. Short loop bodies with independent iterations, which the CPU overlaps: a single loop doing
+  // everything is bound by the latency of its dependency chain (exp, then the clip's compares and selects).
+  T* const ratios = scratch;
+  T* const kl_exps = scratch + (whole + (tail > 0 ? W : 0));
+  if constexpr (!sequence) {
+    for_blocks([&](int64_t t, int n, auto partial) __attribute__((always_inline)) {
+      V mv, xv, ov;
+      load(mv, m, t, n, partial);
+      load(xv, x, t, n, partial);
+      load(ov, o, t, n, partial);
+      check(mv != T(0), mv, xv, ov, t, n, partial);
+      V ratio = xv - ov;
+      simd::exp_inplace<S>(ratio);
+      simd::store<S>(ratios + t, ratio);  // whole vectors: the scratch rows are padded
+      if constexpr (with_kl) {
+        V rv;
+        load(rv, ref, t, n, partial);
+        V e = rv - xv;
+        simd::exp_inplace<S>(e);
+        simd::store<S>(kl_exps + t, e);
+      }
+    });
+    finish_checks();
+    if (row.invalid) return row;
   }
 
-  // Pass 2. Loads, arithmetic and comparisons are unconditional and results are picked by selects, so that
-  // GCC if-converts and vectorises the loop (it does not speculate possibly trapping float operations).
-  int32_t low = 0, high = 0, region = 0, capped = 0;
+  const T row_factor = per_row_factor ? T(1) / std::max(length, T(1)) : T(1);
+  // Loss weight of an active and of a padding position.
+  const T active_weight = luspo ? length : row_factor;
+  const T padding_weight = luspo ? length : T(0);
+  const T active_grad_factor = active_weight * in.grad_scale;
+  const M one_token = tokens == 1 ? all : none;           // metrics of a [B,1] tensor are plain means over rows
+  const M padding_gets_grad = in.sanitize_padding ? none : all;
+  const M positive = A > 0 ? all : none;
+  // A token is clipped low (A < 0, ratio < 1 - ε_low) or high (A > 0, ratio > 1 + ε_high): one comparison
+  // sign(A) ratio > bound, with the bound +inf when A = 0. The row's count is low or high by the sign of A.
+  const T clip_sign = A < 0 ? T(-1) : T(1);
+  const T clip_bound = A < 0 ? -in.clip_low : (A > 0 ? in.clip_high : std::numeric_limits<T>::infinity());
+  const T beta = in.beta;
   const bool bias_correction = in.bias_correction;
-  const scalar_t padding_counts_flag = padding_counts ? 1 : 0, one_token_flag = one_token ? 1 : 0;
-  const scalar_t keep_padding_flag = sanitize ? 0 : 1;
-  for (int64_t t = 0; t < T; ++t) {
-    // Conditions are float comparisons (mv is 0 or 1 here): combining bools would mix vector widths.
-    const scalar_t mv = m[t], xv = x[t], ov = o[t];  // padding already zeroed when sanitize_padding
-    const scalar_t weight = mv != scalar_t(0) ? active_weight : padding_weight;
-    const bool counts = mv + padding_counts_flag != scalar_t(0);   // active or padding_counts
-    const bool metric = mv + one_token_flag != scalar_t(0);        // active or T == 1
-    const bool gets_grad = mv + keep_padding_flag != scalar_t(0);  // active or not sanitising
-    const scalar_t grad_weight = gets_grad ? weight : scalar_t(0);
 
-    scalar_t ratio = row_ratio, loss = 0, dloss_dratio = 0, dloss_dx = 0;
+  // Sequence level: one ratio per row (grpo-math.md §3) and its ratio-only loss.
+  T row_ratio = 1, row_loss = 0, row_dloss = 0;
+  if constexpr (sequence) {
+    const auto mean_log_ratio = static_cast<T>(simd::lane_sum(log_ratio_sum) / std::max<double>(active_count, 1.0));
+    row_ratio = std::exp(mean_log_ratio);
+    V loss, dloss;
+    fused_ratio_loss<S, family>(in, V{} + row_ratio, A, loss, dloss);
+    row_loss = loss[0], row_dloss = dloss[0];
+  }
+
+  // Pass 2.
+  Sum value_sum, kl_sum, dratio_sum;
+  M clipped = none, capped = none;
+  for_blocks([&](int64_t t, int n, auto partial) __attribute__((always_inline)) {
+    V mv, xv, ov;  // padding already zeroed when sanitize_padding
+    load(mv, m, t, n, partial);
+    load(xv, x, t, n, partial);
+    load(ov, o, t, n, partial);
+    const M active = mv != T(0);
+    M counts = active, metric = active;
+    V weight = V{} + active_weight, grad_weight = weight, grad_factor = V{} + active_grad_factor;
+    if constexpr (counts_padding) {
+      M valid = all;
+      if constexpr (decltype(partial)::value) simd::first_lanes<S>(valid, n);
+      weight = active ? weight : V{} + padding_weight;
+      counts = valid;
+      metric = (active | one_token) & valid;
+      grad_weight = (active | padding_gets_grad) ? weight : V{};
+      grad_factor = grad_weight * in.grad_scale;
+    }
+
+    V ratio = V{} + row_ratio, loss = V{}, dloss_dratio = V{}, dloss_dx = V{};
     if constexpr (!sequence) {
-      ratio = fused_exp(static_cast<scalar_t>(xv - ov));
-      fused_ratio_loss<scalar_t, family>(in, ratio, A, loss, dloss_dratio);
+      simd::load<S>(ratio, ratios + t);
+      fused_ratio_loss<S, family>(in, ratio, A, loss, dloss_dratio);
     }
     if constexpr (family == FusedFamily::cispo) {
-      const scalar_t cap = fused_min(ratio, in.cispo_cap) * A;
+      const V cap = (in.cispo_cap < ratio ? V{} + in.cispo_cap : ratio) * A;
       loss = -(cap * xv);
       dloss_dx = -cap;
-      if constexpr (!sequence) capped += (metric & (ratio > in.cispo_cap) & (A > 0)) ? 1 : 0;
+      if constexpr (!sequence) capped -= metric & (ratio > in.cispo_cap) & positive;
     }
     if constexpr (with_kl) {
-      const scalar_t d = ref[t] - xv;
-      const scalar_t e = fused_exp(d);
-      const scalar_t k3 = e - d - scalar_t(1);
-      const scalar_t dk3 = scalar_t(1) - e;
+      V rv;
+      load(rv, ref, t, n, partial);
+      const V d = rv - xv;
+      V e;
+      if constexpr (sequence) {
+        e = d;
+        simd::exp_inplace<S>(e);
+      } else {
+        simd::load<S>(e, kl_exps + t);
+      }
+      const V k3 = e - d - T(1);
+      const V dk3 = T(1) - e;
       // use_bias_correction_kl: kl · ρ, whose gradient also flows through ρ.
-      const scalar_t kl_factor = bias_correction ? ratio : scalar_t(1);
-      const scalar_t kl = k3 * kl_factor;
-      const scalar_t kl_dratio = bias_correction ? beta * k3 : scalar_t(0);
+      const V kl_factor = bias_correction ? ratio : V{} + T(1);
+      const V kl = k3 * kl_factor;
+      const V kl_dratio = bias_correction ? beta * k3 : V{};
       dloss_dx += beta * dk3 * kl_factor;
       if constexpr (sequence) {
-        const scalar_t weighted = grad_weight * kl_dratio;
-        dratio_terms[t] = counts ? weighted : scalar_t(0);
+        simd::accumulate<S>(dratio_sum, counts ? grad_weight * kl_dratio : V{});
       } else {
         dloss_dratio += kl_dratio;
       }
       loss += beta * kl;
-      kl_terms[t] = metric ? kl : scalar_t(0);
+      simd::accumulate<S>(kl_sum, metric ? kl : V{});
     }
     if constexpr (!sequence) {
       dloss_dx += dloss_dratio * ratio;  // dρ/dx = ρ at token level
-      if constexpr (family == FusedFamily::clip) dratio_terms[t] = metric ? ratio : scalar_t(1);
+      if constexpr (family == FusedFamily::clip) {
+        clipped -= metric & (ratio * clip_sign > clip_bound);
+      }
     }
-    const scalar_t contribution = weight * loss;
-    value_terms[t] = counts ? contribution : scalar_t(0);
-    const scalar_t grad = grad_weight * dloss_dx;
-    g[t] = counts ? grad : scalar_t(0);
-  }
-  if constexpr (!sequence && family == FusedFamily::clip) {
-    // Clip indicators from the ratios pass 2 left in dratio_terms (1, inside the range, where not counted).
-    const bool negative = A < 0, positive = A > 0;
-    for (int64_t t = 0; t < T; ++t) {
-      const scalar_t ratio = dratio_terms[t];
-      const bool is_low = (ratio < low_bound) & negative;
-      const bool is_high = (ratio > high_bound) & positive;
-      low += static_cast<int32_t>(is_low);
-      high += static_cast<int32_t>(is_high);
-      region += static_cast<int32_t>(is_low | is_high);
+    simd::accumulate<S>(value_sum, counts ? weight * loss : V{});
+    const V grad = counts ? grad_factor * dloss_dx : V{};
+    if constexpr (decltype(partial)::value) {
+      simd::store_partial<S>(g + t, grad, n);
+    } else {
+      simd::store<S>(g + t, grad);
     }
-  }
-  double value = fused_sum(value_terms, T);
-  const double kl_sum = with_kl ? fused_sum(kl_terms, T) : 0.0;
-  double dratio_sum = (sequence && with_kl) ? fused_sum(dratio_terms, T) : 0.0;
-  // Σ of the weights of the counted positions.
-  const double weight_sum = static_cast<double>(length) * static_cast<double>(active_weight) +
-                            (padding_counts ? static_cast<double>(T - active_count) * static_cast<double>(padding_weight) : 0.0);
-
+  });
+  double value = simd::lane_sum(value_sum);
+  double dratio = simd::lane_sum(dratio_sum);
+  row.kl = simd::lane_sum(kl_sum);
+  row.region = simd::lane_sum(clipped);
+  (A < 0 ? row.low : row.high) = row.region;
+  row.cispo = simd::lane_sum(capped);
   if constexpr (sequence) {
+    // Σ of the weights of the counted positions.
+    const double weight_sum =
+        active_count * static_cast<double>(active_weight) +
+        (counts_padding ? static_cast<double>(tokens - static_cast<int64_t>(active_count)) * padding_weight : 0.0);
     // The ratio-only part ℓ(ρ_i) is the same at every counted position (or once per row for luspo's [B,1]).
     const bool row_shaped = luspo && !with_kl && family != FusedFamily::cispo;
-    const double row_weight = row_shaped ? static_cast<double>(length) : weight_sum;
+    const double row_weight = row_shaped ? active_count : weight_sum;
     if constexpr (family != FusedFamily::cispo) {
       value += row_weight * static_cast<double>(row_loss);
-      dratio_sum += row_weight * static_cast<double>(row_dloss);
+      dratio += row_weight * static_cast<double>(row_dloss);
     }
     // Pass 3: dρ_i/dx_t = ρ_i m_t / max(L_i, 1).
-    const scalar_t spread =
-        static_cast<scalar_t>(dratio_sum * static_cast<double>(row_ratio) / std::max(static_cast<double>(length), 1.0));
-    for (int64_t t = 0; t < T; ++t) {
-      const bool active = m[t] != scalar_t(0);
-      g[t] += active ? spread : scalar_t(0);
-    }
+    const auto spread = static_cast<T>(dratio * static_cast<double>(row_ratio) / std::max(active_count, 1.0) *
+                                       static_cast<double>(in.grad_scale));
+    for_blocks([&](int64_t t, int n, auto partial) __attribute__((always_inline)) {
+      V mv, gv;
+      load(mv, m, t, n, partial);
+      load(gv, g, t, n, partial);
+      gv += mv != T(0) ? V{} + spread : V{};
+      if constexpr (decltype(partial)::value) {
+        simd::store_partial<S>(g + t, gv, n);
+      } else {
+        simd::store<S>(g + t, gv);
+      }
+    });
     if constexpr (family == FusedFamily::clip) {
-      const bool is_low = (row_ratio < low_bound) & (A < 0);
-      const bool is_high = (row_ratio > high_bound) & (A > 0);
-      low = is_low, high = is_high, region = is_low | is_high;
+      const bool is_low = row_ratio < in.clip_low && A < 0;
+      const bool is_high = row_ratio > in.clip_high && A > 0;
+      row.low = is_low, row.high = is_high, row.region = is_low || is_high;
     }
-    if constexpr (family == FusedFamily::cispo) capped = (row_ratio > in.cispo_cap) & (A > 0);
+    if constexpr (family == FusedFamily::cispo) row.cispo = row_ratio > in.cispo_cap && A > 0;
   }
   row.value = value;
-  row.kl = kl_sum;
-  row.low = low, row.high = high, row.region = region, row.cispo = capped;
   return row;
 }
 
-// One row's pointers; __restrict parameters tell GCC that the outputs (gradient, scratch) never overlap the
-// inputs (without it the loop needs more run-time alias checks than GCC allows and stays scalar). Inputs may
-// alias each other (on-policy, old = logps): they are only read. Per-element terms of the float sums go to
-// scratch rows, summed afterwards (fused_sum): an in-loop float reduction would not vectorise.
-template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
-[[gnu::always_inline]] inline FusedRow fused_row(const FusedInputs<scalar_t>& in, int64_t i, scalar_t* scratch) {
-  const int64_t T = in.tokens;
-  const scalar_t* x = in.logps + i * T;
-  return fused_row_body<scalar_t, family, sequence, with_kl>(
-      in, i, x, in.old_logps + i * T, with_kl ? in.ref_logps + i * T : x, in.mask + i * T, in.grad + i * T, scratch,
-      scratch + T, scratch + 2 * T);
-}
-
-// Rows [begin, end) in the instruction set the including code is compiled for (x86-64: SSE2 by default).
-template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
-inline void fused_chunk(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows, int64_t begin, int64_t end,
-                        scalar_t* scratch) {
+// Rows [begin, end) with vectors of S.
+template <class S, FusedFamily family, bool sequence, bool with_kl, bool counts_padding>
+[[gnu::always_inline]] inline void fused_rows_with(const FusedInputs<typename S::T>& in, std::vector<FusedRow>& rows,
+                                                   int64_t begin, int64_t end) {
+  const int64_t padded = (in.tokens + S::lanes - 1) / S::lanes * S::lanes;
+  std::vector<typename S::T> scratch(static_cast<std::size_t>(2 * padded));
   for (int64_t i = begin; i < end; ++i) {
-    rows[static_cast<std::size_t>(i)] = fused_row<scalar_t, family, sequence, with_kl>(in, i, scratch);
+    rows[static_cast<std::size_t>(i)] = fused_row<S, family, sequence, with_kl, counts_padding>(in, i, scratch.data());
   }
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
-// The same rows compiled for AVX2 + FMA (the always-inline helpers take this function's instruction set), chosen
-// at run time when the CPU has them: the default x86-64 flags give 4-wide SSE2 vectors and 3-instruction selects,
-// which make the loop compute bound (benchmarks/RESULTS.md); AVX2 is about 3.5x faster.
-template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
+// Rows [begin, end) with 16-byte vectors in the instruction set the including code is compiled for (x86-64:
+// SSE2 by default; arm64: NEON).
+template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl, bool counts_padding>
+inline void fused_chunk(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows, int64_t begin, int64_t end) {
+  fused_rows_with<simd::Vec<scalar_t, 16>, family, sequence, with_kl, counts_padding>(in, rows, begin, end);
+}
+
+#if defined(__x86_64__)
+// The same rows with 32-byte vectors compiled for AVX2 + FMA (the always-inline body takes this function's
+// instruction set), chosen at run time when the CPU has them.
+template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl, bool counts_padding>
 [[gnu::target("avx2,fma")]] inline void fused_chunk_avx2(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows,
-                                                          int64_t begin, int64_t end, scalar_t* scratch) {
-  for (int64_t i = begin; i < end; ++i) {
-    rows[static_cast<std::size_t>(i)] = fused_row<scalar_t, family, sequence, with_kl>(in, i, scratch);
-  }
+                                                          int64_t begin, int64_t end) {
+  fused_rows_with<simd::Vec<scalar_t, 32>, family, sequence, with_kl, counts_padding>(in, rows, begin, end);
 }
 
 inline bool fused_cpu_has_avx2() {
@@ -356,29 +412,36 @@ inline bool fused_cpu_has_avx2() {
 #endif
 
 // Runs the rows in parallel chunks; invalid rows stop early and are reported in their FusedRow.
-template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl>
+template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl, bool counts_padding>
 inline void fused_rows(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows) {
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(in.tokens, 1));
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(__x86_64__)
   const bool avx2 = fused_cpu_has_avx2();
 #endif
   at::parallel_for(0, in.rows, grain, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> scratch(static_cast<std::size_t>(3 * in.tokens));
-#if defined(__GNUC__) && defined(__x86_64__)
-    if (avx2) return fused_chunk_avx2<scalar_t, family, sequence, with_kl>(in, rows, begin, end, scratch.data());
+#if defined(__x86_64__)
+    if (avx2) return fused_chunk_avx2<scalar_t, family, sequence, with_kl, counts_padding>(in, rows, begin, end);
 #endif
-    fused_chunk<scalar_t, family, sequence, with_kl>(in, rows, begin, end, scratch.data());
+    fused_chunk<scalar_t, family, sequence, with_kl, counts_padding>(in, rows, begin, end);
   });
+}
+
+// Calls f(std::true_type{}) or f(std::false_type{}): a run-time flag to a template argument.
+template <typename F>
+inline void fused_with_flag(bool flag, F&& f) {
+  flag ? f(std::true_type{}) : f(std::false_type{});
 }
 
 template <typename scalar_t, FusedFamily family>
 inline void fused_rows_dispatch_level(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows) {
-  const bool kl = in.ref_logps != nullptr;
-  if (in.sequence) {
-    kl ? fused_rows<scalar_t, family, true, true>(in, rows) : fused_rows<scalar_t, family, true, false>(in, rows);
-  } else {
-    kl ? fused_rows<scalar_t, family, false, true>(in, rows) : fused_rows<scalar_t, family, false, false>(in, rows);
-  }
+  fused_with_flag(in.sequence, [&](auto sequence) {
+    fused_with_flag(in.ref_logps != nullptr, [&](auto with_kl) {
+      fused_with_flag(in.padding_counts, [&](auto counts_padding) {
+        fused_rows<scalar_t, family, decltype(sequence)::value, decltype(with_kl)::value,
+                   decltype(counts_padding)::value>(in, rows);
+      });
+    });
+  });
 }
 
 template <typename scalar_t>
@@ -389,15 +452,6 @@ inline void fused_rows_dispatch(const FusedInputs<scalar_t>& in, std::vector<Fus
     default: return fused_rows_dispatch_level<scalar_t, FusedFamily::clip>(in, rows);
   }
 }
-
-}  // namespace grpo::detail
-
-#ifdef GRPO_FUSED_LOSS_POP_OPTIONS
-#pragma GCC pop_options
-#undef GRPO_FUSED_LOSS_POP_OPTIONS
-#endif
-
-namespace grpo::detail {
 
 // What the fused pass hands back besides the loss.
 struct FusedOutcome {
@@ -415,9 +469,29 @@ struct FusedTensors {
   FusedOutcome* outcome = nullptr;
 };
 
-// Fills the loss value, the unscaled gradient and the outcome; returns the gradient scale of the loss.
+// The factor that turns the sum of the per-token terms into the micro-step loss (grpo-math.md §5); bnpo's needs the
+// micro-batch's token count, which the pass finds.
+inline double fused_loss_scale(const LossOptions& o, const FusedTensors& ts, double rows, int64_t tokens_per_row,
+                               double active_tokens) {
+  const double ga = ts.grad_accum_steps;
+  switch (o.loss_type) {
+    case LossType::grpo:
+    case LossType::sapo: return 1.0 / (rows * ga);
+    case LossType::bnpo: return 1.0 / (std::max(active_tokens, 1.0) * ga);
+    case LossType::dr_grpo: return 1.0 / (rows * static_cast<double>(o.max_completion_length) * ga);
+    case LossType::dapo:
+    case LossType::cispo: return ts.num_processes / std::max(ts.num_items_in_batch, 1.0);
+    case LossType::luspo: {
+      const bool row_shaped = o.importance_sampling_level == ImportanceSampling::sequence && o.beta == 0.0;
+      return 1.0 / (rows * (row_shaped ? 1.0 : static_cast<double>(tokens_per_row)) * ga);
+    }
+  }
+  return 1.0;
+}
+
+// Fills the loss value, its gradient with respect to logps and the outcome.
 template <typename scalar_t>
-inline double fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad, double& loss_value) {
+inline void fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad, double& loss_value) {
   const LossOptions& o = *ts.options;
   FusedInputs<scalar_t> in;
   in.rows = ts.logps.size(0);
@@ -441,6 +515,8 @@ inline double fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad
   in.sapo_neg = static_cast<scalar_t>(o.sapo_temperature_neg);
   const bool luspo = o.loss_type == LossType::luspo;
   in.padding_counts = luspo || in.tokens == 1;
+  const bool scale_known = o.loss_type != LossType::bnpo;
+  if (scale_known) in.grad_scale = static_cast<scalar_t>(fused_loss_scale(o, ts, static_cast<double>(in.rows), in.tokens, 0));
 
   FusedOutcome& out = *ts.outcome;
   for (int64_t i = 0; i < in.rows; ++i) {
@@ -453,7 +529,7 @@ inline double fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad
     out.invalid = out.invalid || r.invalid;
     padding_not_finite = padding_not_finite || r.padding_not_finite;
   }
-  if (out.invalid) return 0;
+  if (out.invalid) return;
   if (padding_not_finite && in.padding_counts) {
     // Rare: the padding values matter and hold inf/NaN; the composed path then reads all padding as zeros.
     const auto keep = ts.mask != 0;
@@ -490,21 +566,8 @@ inline double fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad
   }
   out.local_tokens = tokens;
 
-  const double ga = ts.grad_accum_steps;
-  double scale = 1;
-  switch (o.loss_type) {
-    case LossType::grpo:
-    case LossType::sapo: scale = 1.0 / (B * ga); break;
-    case LossType::bnpo: scale = 1.0 / (std::max(tokens, 1.0) * ga); break;
-    case LossType::dr_grpo: scale = 1.0 / (B * static_cast<double>(o.max_completion_length) * ga); break;
-    case LossType::dapo:
-    case LossType::cispo: scale = ts.num_processes / std::max(ts.num_items_in_batch, 1.0); break;
-    case LossType::luspo: {
-      const bool row_shaped = in.sequence && o.beta == 0.0;
-      scale = 1.0 / (B * (row_shaped ? 1.0 : static_cast<double>(in.tokens)) * ga);
-      break;
-    }
-  }
+  const double scale = fused_loss_scale(o, ts, B, in.tokens, tokens);
+  if (!scale_known) grad.mul_(scale);
   loss_value = value * scale;
 
   // §6, with the composed path's denominators: masked token means, or plain row means for [B,1] tensors.
@@ -521,23 +584,23 @@ inline double fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad
     out.metrics["clip_ratio/low_min"] = low_min;
     out.metrics["clip_ratio/high_max"] = high_max;
   }
-  return scale;
 }
 
-// The autograd node: forward runs the fused pass, backward returns grad_output · scale · saved gradient.
+// The autograd node: forward runs the fused pass and saves the gradient, already scaled; backward hands it on
+// as it is when grad_output is 1 (loss.backward()), without a copy: the engine releases the saved tensor after the
+// node ran (unless the graph is retained), so the gradient of a leaf is moved into .grad, not copied.
 struct FusedPolicyLossFunction : public torch::autograd::Function<FusedPolicyLossFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logps,
                                const FusedTensors* tensors) {
     (void)logps;  // the graph's input; the kernel reads tensors->logps (the same values, contiguous)
     torch::Tensor grad;
-    double value = 0, scale = 1;
+    double value = 0;
     if (tensors->logps.scalar_type() == torch::kFloat) {
-      scale = fused_policy_loss_impl<float>(*tensors, grad, value);
+      fused_policy_loss_impl<float>(*tensors, grad, value);
     } else {
-      scale = fused_policy_loss_impl<double>(*tensors, grad, value);
+      fused_policy_loss_impl<double>(*tensors, grad, value);
     }
-    ctx->saved_data["grad"] = grad;
-    ctx->saved_data["scale"] = scale;
+    ctx->save_for_backward({grad});
     return torch::scalar_tensor(value, tensors->logps.options());
   }
 
@@ -548,10 +611,13 @@ struct FusedPolicyLossFunction : public torch::autograd::Function<FusedPolicyLos
           "grpo::policy_loss (fused): double backward (create_graph = true) is not supported; use "
           "grpo::detail::policy_loss_composed for higher-order gradients");
     }
-    const auto grad = ctx->saved_data["grad"].toTensor();
-    const double scale = ctx->saved_data["scale"].toDouble();
-    return {grad * (grad_outputs[0] * scale), torch::Tensor()};
+    torch::Tensor grad = ctx->get_saved_variables()[0];
+    const auto& grad_output = grad_outputs[0];
+    if (grad_output.numel() == 1 && grad_output.item<double>() == 1.0) return {grad, torch::Tensor()};
+    return {grad * grad_output, torch::Tensor()};
   }
 };
+
+#endif  // GRPO_HAS_SIMD
 
 }  // namespace grpo::detail

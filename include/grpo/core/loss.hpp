@@ -264,6 +264,7 @@ inline LossResult policy_loss_composed(const LossBatch& batch, const LossOptions
 // Whether the fused kernel takes this batch: CPU float32/float64 log-probs, a non-empty [B,T], and no gradient
 // wanted for anything but logps (the fused node differentiates with respect to logps only).
 inline bool fused_policy_loss_applies(const LossBatch& b) {
+  if (!GRPO_HAS_SIMD) return false;  // a compiler without vector types: the composed path
   const auto dtype = b.logps.scalar_type();
   if (dtype != torch::kFloat && dtype != torch::kDouble) return false;
   if (!b.logps.device().is_cpu() || b.logps.numel() == 0) return false;
@@ -278,6 +279,7 @@ inline bool fused_policy_loss_applies(const LossBatch& b) {
 
 // The fused path: one pass (fused_loss.hpp); value validation is folded into that pass, and only when it finds
 // a problem does the full validation run, to throw its exact message.
+#if GRPO_HAS_SIMD
 inline LossResult policy_loss_fused(const LossBatch& batch, const LossOptions& options) {
   const auto dtype = batch.logps.scalar_type();
   FusedOutcome outcome;
@@ -309,6 +311,7 @@ inline LossResult policy_loss_fused(const LossBatch& batch, const LossOptions& o
   result.metrics = std::move(outcome.metrics);
   return result;
 }
+#endif  // GRPO_HAS_SIMD
 
 }  // namespace detail
 
@@ -319,7 +322,9 @@ inline LossResult policy_loss_fused(const LossBatch& batch, const LossOptions& o
 inline LossResult policy_loss(const LossBatch& batch, const LossOptions& options) {
   options.validate();
   detail::validate_loss_batch_structure(batch, options);
+#if GRPO_HAS_SIMD
   if (detail::fused_policy_loss_applies(batch)) return detail::policy_loss_fused(batch, options);
+#endif
   return detail::policy_loss_composed(batch, options);
 }
 
