@@ -48,7 +48,8 @@ test: build
 # The whole suite against the LibTorch of the PyPI wheel torch==TORCH_WHEEL_VERSION (CPU), in TORCH_WHEEL_BUILD_DIR.
 # The venv is made once and pip runs only when that torch is not importable there; the wheel's LibTorch is found
 # through torch.utils.cmake_prefix_path.
-test-torch-wheel: deps
+test-torch-wheel:
+	GRPO_WITH_VENV=1 bash cmake/install-deps.sh
 	@test -x $(TORCH_WHEEL_VENV)/bin/pip || $(PYTHON3) -m venv $(TORCH_WHEEL_VENV) || \
 	  { echo "test-torch-wheel: '$(PYTHON3) -m venv' failed; on Debian install python3-venv" >&2; exit 1; }
 	@$(TORCH_WHEEL_PYTHON) -W ignore -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '$(TORCH_WHEEL_VERSION)')" \

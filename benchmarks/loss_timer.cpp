@@ -35,7 +35,7 @@ int run(const std::string& dir) {
   nlohmann::json info;
   std::ifstream(dir + "/run.json") >> info;
   torch::set_num_threads(info.at("threads").get<int>());
-  const int reps = info.at("reps").get<int>();
+  const int reps = info.value("loss_reps", info.at("reps").get<int>());
   const auto inputs = grpo::read_safetensors(dir + "/inputs.safetensors").tensors;
   nlohmann::json out = {{"build", GRPO_LOSS_TIMER_BUILD}, {"loss", nlohmann::json::object()}};
   for (const auto& shape : info.at("loss_shapes")) {

@@ -205,6 +205,7 @@ int run(const Args& args) {
 
   nlohmann::json run_info = {{"threads", args.threads},
                              {"reps", args.reps},
+                             {"loss_reps", 10 * args.reps},  // a loss call is short: more samples, steadier medians
                              {"loss_shapes", nlohmann::json::array()},
                              {"new_tokens_cache", kNewTokensCache},
                              {"new_tokens_no_cache", kNewTokensNoCache}};
@@ -332,8 +333,9 @@ int run(const Args& args) {
 
   std::printf("C++ (grpo-cpp, LibTorch %s) vs Python peer (eager PyTorch %s, %s)\n", TORCH_VERSION,
               py.at("torch_version").get<std::string>().c_str(), args.python.c_str());
-  std::printf("intra-op threads: C++ %d, Python %d; medians of %d repetitions (no-cache generation: %d)\n\n",
-              torch::get_num_threads(), py.at("threads").get<int>(), args.reps, std::max(1, args.reps / 2));
+  std::printf(
+      "intra-op threads: C++ %d, Python %d; medians of %d repetitions (policy loss: %d; no-cache generation: %d)\n\n",
+      torch::get_num_threads(), py.at("threads").get<int>(), args.reps, 10 * args.reps, std::max(1, args.reps / 2));
 
   double worst_loss_diff = 0, worst_grad_rel = 0;
   bool metrics_equal = true;

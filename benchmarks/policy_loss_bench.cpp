@@ -1,5 +1,6 @@
 // policy_loss forward + backward + metrics, float32, default options (dapo, off-policy ratios, full mask), at
-// B x T, with 1 and 2 intra-op threads: the fused kernel (grpo::policy_loss) against the composed LibTorch ops
+// B x T, with 1 and 2 intra-op threads, and at 64 x 1024 on one thread with the KL term (beta 0.04, reference
+// log-probs) and with sequence-level importance sampling (GSPO): the fused kernel (grpo::policy_loss) against the composed LibTorch ops
 // (grpo::detail::policy_loss_composed), and against the memory-bandwidth floor: the bytes the loss must move
 // (logps, old_logps, mask and advantages read once, the gradient written once) divided by the bandwidth of a
 // stream triad a[i] = b[i] + s c[i] measured in this run with the same thread count.
@@ -53,7 +54,10 @@ std::map<std::vector<int64_t>, double>& composed_seconds() {
   return seconds;
 }
 
-void policy_loss(benchmark::State& state, bool fused) {
+// What the options add to the default dapo loss.
+enum class Variant { dapo, kl, sequence };
+
+void policy_loss(benchmark::State& state, bool fused, Variant variant = Variant::dapo) {
   const int64_t rows = state.range(0), tokens = state.range(1);
   const int threads = static_cast<int>(state.range(2));
   const double bandwidth = triad_bandwidth(threads);
@@ -65,7 +69,12 @@ void policy_loss(benchmark::State& state, bool fused) {
   batch.advantages = torch::randn({rows});
   batch.mask = torch::ones({rows, tokens});
   batch.num_items_in_batch = static_cast<double>(rows * tokens);
-  const grpo::LossOptions options;
+  grpo::LossOptions options;
+  if (variant == Variant::kl) {
+    options.beta = 0.04;
+    batch.ref_logps = logps + (torch::rand({rows, tokens}) - 0.5) * 0.4;
+  }
+  if (variant == Variant::sequence) options.importance_sampling_level = grpo::ImportanceSampling::sequence;
   double total = 0;
   for (auto _ : state) {
     batch.logps = logps.clone().requires_grad_();  // a fresh leaf, outside the timed region
@@ -79,14 +88,14 @@ void policy_loss(benchmark::State& state, bool fused) {
     total += seconds;
   }
   const double mean = total / static_cast<double>(state.iterations());
-  const double bytes = static_cast<double>((4 * rows * tokens + rows) * static_cast<int64_t>(sizeof(float)));
+  const double bytes = static_cast<double>(((variant == Variant::kl ? 5 : 4) * rows * tokens + rows) * static_cast<int64_t>(sizeof(float)));
   const double floor = bytes / bandwidth;
   state.SetItemsProcessed(state.iterations() * rows * tokens);
   state.counters["bytes_moved"] = benchmark::Counter(bytes, benchmark::Counter::kDefaults, benchmark::Counter::kIs1024);
   state.counters["bandwidth"] = benchmark::Counter(bandwidth, benchmark::Counter::kDefaults, benchmark::Counter::kIs1000);
   state.counters["floor_us"] = floor * 1e6;
   state.counters["time/floor"] = mean / floor;
-  const std::vector<int64_t> key{rows, tokens, threads};
+  const std::vector<int64_t> key{rows, tokens, threads, static_cast<int64_t>(variant)};
   if (!fused) {
     composed_seconds()[key] = mean;
   } else if (auto it = composed_seconds().find(key); it != composed_seconds().end()) {
@@ -103,8 +112,16 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"B", "T", "threads"})->Unit(benchmark::kMillisecond)->UseManualTime();
 }
 
+void one_shape(benchmark::internal::Benchmark* b) {
+  b->Args({64, 1024, 1})->ArgNames({"B", "T", "threads"})->Unit(benchmark::kMillisecond)->UseManualTime();
+}
+
 }  // namespace
 
 BENCHMARK(stream_triad)->Arg(1)->Arg(2)->ArgName("threads")->Iterations(1);
 BENCHMARK_CAPTURE(policy_loss, composed, false)->Apply(shapes);
 BENCHMARK_CAPTURE(policy_loss, fused, true)->Apply(shapes);
+BENCHMARK_CAPTURE(policy_loss, composed_kl, false, Variant::kl)->Apply(one_shape);
+BENCHMARK_CAPTURE(policy_loss, fused_kl, true, Variant::kl)->Apply(one_shape);
+BENCHMARK_CAPTURE(policy_loss, composed_sequence, false, Variant::sequence)->Apply(one_shape);
+BENCHMARK_CAPTURE(policy_loss, fused_sequence, true, Variant::sequence)->Apply(one_shape);

@@ -308,7 +308,7 @@ def main():
         return
 
     if "loss" in sections:
-        result["loss"] = bench_loss(inputs, [tuple(s) for s in run["loss_shapes"]], reps)
+        result["loss"] = bench_loss(inputs, [tuple(s) for s in run["loss_shapes"]], run.get("loss_reps", reps))
 
     ids, mask = inputs["model/input_ids"], inputs["model/attention_mask"]
 

@@ -1,6 +1,7 @@
 # Builds and runs tests/package/consumer against grpo-cpp, either installed to a temporary prefix
 # (MODE=find_package) or included with add_subdirectory (MODE=add_subdirectory), against the LibTorch of the
-# calling build (TORCH_DIR, CAFFE2_DIR: its Torch_DIR and Caffe2_DIR).
+# calling build (TORCH_DIR, CAFFE2_DIR: its Torch_DIR and Caffe2_DIR), optionally with another compiler
+# (CXX_COMPILER).
 cmake_minimum_required(VERSION 3.18)
 
 function(run)
@@ -13,6 +14,10 @@ endfunction()
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 set(build_type -DCMAKE_BUILD_TYPE=Release)
+# CXX_COMPILER: build the consumer with another compiler, warnings as errors.
+if(CXX_COMPILER)
+  list(APPEND build_type "-DCMAKE_CXX_COMPILER=${CXX_COMPILER}" -DCONSUMER_WERROR=ON)
+endif()
 
 if(MODE STREQUAL "find_package")
   set(prefix "${WORK_DIR}/prefix")

@@ -191,8 +191,9 @@ inline void write_safetensors(const std::string& path, const TensorMap& tensors,
     if (!tensor.defined())
       throw std::invalid_argument("write_safetensors " + path + ": tensor \"" + name + "\" is undefined");
     const auto& table = detail::safetensors_dtypes();
+    const auto scalar_type = tensor.scalar_type();  // a lambda may not capture a structured binding in C++17
     const auto dtype =
-        std::find_if(table.begin(), table.end(), [&](const auto& d) { return d.type == tensor.scalar_type(); });
+        std::find_if(table.begin(), table.end(), [&](const auto& d) { return d.type == scalar_type; });
     if (dtype == table.end()) {
       throw std::invalid_argument("write_safetensors " + path + ": tensor \"" + name + "\" has unsupported dtype " +
                                   std::string(c10::toString(tensor.scalar_type())));
