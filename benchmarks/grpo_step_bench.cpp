@@ -11,7 +11,7 @@
 
 #include <chrono>
 #include <filesystem>
-#include <grpo/data/arithmetic.hpp>
+#include "arithmetic_task.hpp"
 #include <grpo/models/llama.hpp>
 #include <grpo/rewards/builtin/accuracy.hpp>
 #include <grpo/rewards/builtin/format.hpp>
@@ -61,18 +61,16 @@ void grpo_step_demo(benchmark::State& state) {
   config.logging_steps = 1000;  // the only log line is written after the last step, outside the timed steps
   config.save_steps = 0;
   config.log_completions = false;
-  config.reward_weights = {1.0, 0.1};
+  config.weights = {1.0, 0.1};
   std::vector<grpo::RewardFunction> rewards;
   rewards.push_back(grpo::accuracy_reward());
   rewards.push_back(grpo::format_reward("[0-9]+", "format"));
 
   grpo::TrainerOptions options;
-  options.print_logs = false;
-  options.progress_bar = false;
-  options.reward_threads = 1;
+  options.torch_threads = threads;
+  options.default_reporters = false;  // no console, no files: only the steps are timed
   grpo::GRPOTrainer<grpo::LlamaModel, grpo::CharTokenizer> trainer(
-      model, tokenizer, std::move(rewards), config, grpo::arithmetic_dataset({0, 29, "+"}), std::nullopt, options);
-  torch::set_num_threads(threads);  // after the trainer, whose thread policy would otherwise apply
+      model, tokenizer, std::move(rewards), config, grpo_examples::arithmetic_dataset({0, 29, "+"}), std::nullopt, options);
 
   StepClock clock;
   trainer.train(clock);

@@ -16,7 +16,7 @@
 
 #include <torch/types.h>
 
-#include <grpo/data/arithmetic.hpp>
+#include "arithmetic_task.hpp"
 #include <grpo/models/llama.hpp>
 #include <grpo/rewards/builtin/accuracy.hpp>
 #include <grpo/rewards/builtin/format.hpp>
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   torch::manual_seed(args.seed);
 
   // Problems a+b with a, b in 0..29 by default; the "answer" column is the ground truth.
-  const grpo::Dataset all = grpo::arithmetic_dataset({0, args.max_operand, "+"});
+  const grpo::Dataset all = grpo_examples::arithmetic_dataset({0, args.max_operand, "+"});
   const auto [train, eval] = all.split(0.2, args.seed);
   std::printf("task: %zu addition problems a+b=, a and b in 0..%lld; %zu for training, %zu held out\n",
               all.size(), static_cast<long long>(args.max_operand), train.size(), eval.size());
@@ -110,30 +110,26 @@ int main(int argc, char** argv) {
   std::vector<grpo::RewardFunction> rewards;
   rewards.push_back(grpo::accuracy_reward());
   rewards.push_back(grpo::format_reward("[0-9]+", "format"));
-  config.reward_weights = {1.0, 0.1};
+  config.weights = {1.0, 0.1};  // TRL: reward_weights
 
   grpo::TrainerOptions options;
-  options.reward_threads = 1;
-  options.torch_threads = args.threads;
+  options.eval.accuracy_reward = "accuracy";  // evaluate() reports this reward's mean as eval_accuracy
   grpo::GRPOTrainer<grpo::LlamaModel, grpo::CharTokenizer> trainer(model, tokenizer, std::move(rewards), config, train,
                                                                   eval, options);
   const double initial = trainer.evaluate().at("eval_accuracy");
   std::printf("held-out accuracy of the untrained model: %.1f%%\n", 100 * initial);
 
-  // Supervised warm-up, stopped early: the model learns the format and some of the sums.
-  std::vector<grpo::SFTExample> examples;
-  for (std::size_t i = 0; i < train.size(); ++i) {
-    examples.push_back({train.prompt(i), train.row(i).at("answer").get<std::string>()});
-  }
+  // Supervised warm-up, stopped early: the model learns the format and some of the sums ("answer" column).
   grpo::SFTOptions sft;
+  sft.target_column = "answer";
   sft.steps = args.sft_steps;
   sft.batch_size = 64;
   sft.learning_rate = 2e-3;
   sft.seed = args.seed;
-  const double sft_loss = grpo::sft_train(trainer.policy(), tokenizer, examples, sft);
+  const grpo::SFTResult warm_up = grpo::sft_train(trainer.policy(), tokenizer, train, sft);
   const double base = trainer.evaluate().at("eval_accuracy");
   std::printf("short supervised warm-up (so that the model is sometimes right): %lld steps, final loss %.3f\n",
-              static_cast<long long>(sft.steps), sft_loss);
+              static_cast<long long>(warm_up.steps), warm_up.recent_loss);
   std::printf("held-out accuracy before GRPO: %.1f%%\n", 100 * base);
 
   std::printf("GRPO: %lld steps, G = %d, %d completions per step\n", static_cast<long long>(config.max_steps),

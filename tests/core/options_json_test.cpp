@@ -1,6 +1,11 @@
 // JSON round trips and strictness of the kernel's option structs.
 #include "support/catch.hpp"
 
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "grpo/core/advantages.hpp"
 #include "grpo/core/loss_options.hpp"
 
@@ -36,7 +41,7 @@ TEST_CASE("option JSON rejects unknown keys, unknown enum names and wrong types"
   CHECK_THROWS_WITH(nlohmann::json::parse(R"({"loss_type": "ppo"})").get<grpo::LossOptions>(),
                     Contains("unknown loss_type \"ppo\"") && Contains("\"dr_grpo\""));
   CHECK_THROWS_WITH(nlohmann::json::parse(R"({"beta": "high"})").get<grpo::LossOptions>(),
-                    Contains("field \"beta\" has a bad value"));
+                    Contains("LossOptions: field \"beta\" must be a number, got \"high\""));
   CHECK_THROWS_WITH(nlohmann::json::parse(R"({"scale_rewards": "rank"})").get<grpo::AdvantageOptions>(),
                     Contains("unknown scale_rewards \"rank\""));
 }
@@ -69,4 +74,85 @@ TEST_CASE("LossOptions::validate names the bad field", "[options]") {
   CHECK_NOTHROW(o.validate());
   o.max_completion_length = 0;
   CHECK_THROWS_WITH(o.validate(), Contains("max_completion_length must be >= 1"));
+}
+
+namespace grpo_options_json_test {
+template <class T>
+std::string json_error(const std::string& text) {
+  try {
+    (void)nlohmann::json::parse(text).get<T>();
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
+template <class T>
+std::set<std::string> json_keys(const T& value) {
+  std::set<std::string> keys;
+  const nlohmann::json j = value;
+  for (const auto& item : j.items()) keys.insert(item.key());
+  return keys;
+}
+
+// A struct whose field list names one key twice: a programming error that to_json reports.
+struct TwiceNamed {
+  int first = 0;
+  int second = 0;
+  template <class Self, class Visit>
+  static void visit_fields(Self& self, Visit&& visit) {
+    visit("first", self.first);
+    visit("first", self.second);
+  }
+};
+}  // namespace grpo_options_json_test
+
+TEST_CASE("kernel option JSON holds exactly TRL's option names", "[options]") {
+  using grpo_options_json_test::json_keys;
+  CHECK(json_keys(grpo::LossOptions{}) ==
+        std::set<std::string>{"loss_type", "epsilon", "epsilon_high", "delta", "beta", "importance_sampling_level",
+                              "max_completion_length", "sapo_temperature_pos", "sapo_temperature_neg",
+                              "use_bias_correction_kl"});
+  CHECK(json_keys(grpo::AdvantageOptions{}) ==
+        std::set<std::string>{"num_generations", "scale_rewards", "multi_objective_aggregation", "reward_weights"});
+  const nlohmann::json defaults = grpo::LossOptions{};
+  CHECK(defaults.at("epsilon_high").is_null());  // unset optionals are written as null
+  CHECK(defaults.at("delta").is_null());
+  nlohmann::json twice;
+  CHECK_THROWS_AS(grpo::detail::write_fields(twice, grpo_options_json_test::TwiceNamed{}), std::logic_error);
+}
+
+TEST_CASE("kernel option JSON rejects fractional, boolean, negative and string values naming the field", "[options]") {
+  using grpo_options_json_test::json_error;
+  CHECK(json_error<grpo::LossOptions>(R"({"max_completion_length": 0.5})") ==
+        "LossOptions: field \"max_completion_length\" must be an integer, got 0.5");
+  CHECK(json_error<grpo::LossOptions>(R"({"max_completion_length": false})") ==
+        "LossOptions: field \"max_completion_length\" must be an integer, got false");
+  CHECK(json_error<grpo::LossOptions>(R"({"use_bias_correction_kl": 1})") ==
+        "LossOptions: field \"use_bias_correction_kl\" must be true or false, got 1");
+  CHECK(json_error<grpo::LossOptions>(R"({"epsilon": true})") ==
+        "LossOptions: field \"epsilon\" must be a number, got true");
+  CHECK(json_error<grpo::LossOptions>(R"({"epsilon_high": "0.28"})") ==
+        "LossOptions: field \"epsilon_high\" must be a number, got \"0.28\"");
+  CHECK(json_error<grpo::LossOptions>(R"({"importance_sampling_level": 1})") ==
+        "LossOptions: field \"importance_sampling_level\" must be a string, got 1");
+  CHECK(json_error<grpo::AdvantageOptions>(R"({"num_generations": 2.5})") ==
+        "AdvantageOptions: field \"num_generations\" must be an integer, got 2.5");
+  CHECK(json_error<grpo::AdvantageOptions>(R"({"num_generations": true})") ==
+        "AdvantageOptions: field \"num_generations\" must be an integer, got true");
+  CHECK(json_error<grpo::AdvantageOptions>(R"({"num_generations": -3000000000})") ==
+        "AdvantageOptions: field \"num_generations\" must be an integer in [-2147483648, 2147483647], got "
+        "-3000000000");
+  CHECK(json_error<grpo::AdvantageOptions>(R"({"reward_weights": [0.5, true]})") ==
+        "AdvantageOptions: field \"reward_weights[1]\" must be a number, got true");
+  CHECK(json_error<grpo::AdvantageOptions>(R"({"multi_objective_aggregation": 0})") ==
+        "AdvantageOptions: field \"multi_objective_aggregation\" must be a string, got 0");
+  CHECK(json_error<grpo::AdvantageOptions>(R"([1, 2])") == "AdvantageOptions: expected a JSON object, got array");
+
+  // An exactly integral number is an integer; an integer is a number.
+  const auto o = nlohmann::json::parse(R"({"max_completion_length": 256.0, "epsilon": 0, "delta": 2})")
+                     .get<grpo::LossOptions>();
+  CHECK(o.max_completion_length == 256);
+  CHECK(o.epsilon == 0.0);
+  CHECK(o.delta == 2.0);
 }

@@ -1,16 +1,23 @@
 // Reward functions: accepted callable shapes, the columns (kwargs) interface, validation and scoring.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <regex>
+#include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "support/catch.hpp"
 
 #include "core/rewards_support.hpp"
 #include "grpo/core/advantages.hpp"
+#include "grpo/rewards/inputs.hpp"
 #include "grpo/rewards/scoring.hpp"
 
 using grpo_test::Contains;
@@ -194,7 +201,7 @@ TEST_CASE("metrics report each function's mean and std over non-none values and 
   CHECK(s.metrics.at("custom/len") == Approx((18 + 7 + 19 + 10) / 4.0));
 }
 
-TEST_CASE("results are identical whatever the number of threads", "[rewards]") {
+TEST_CASE("results are identical sequentially and in parallel, whatever the number of threads", "[rewards]") {
   grpo::RewardInputs in;
   in.num_generations = 4;
   for (int i = 0; i < 64; ++i) {
@@ -202,11 +209,15 @@ TEST_CASE("results are identical whatever the number of threads", "[rewards]") {
     in.completions.push_back(std::string(static_cast<std::size_t>(i % 7), 'x') + std::to_string(i * 37 % 11));
     in.completion_ids.push_back(std::vector<int64_t>(static_cast<std::size_t>(i % 5)));
   }
-  auto make = [](std::size_t threads) {
+  auto make = [](std::size_t threads, bool parallel = true) {
+    auto options = grpo_test::scoring(threads);
+    options.parallel = parallel;
     return grpo::RewardScorer(
         {grpo::RewardFunction("digits",
                               [](std::string_view c, const grpo::Row& row) {
                                 std::this_thread::sleep_for(std::chrono::microseconds(200 * (row.index() % 3)));
+                                // Logged in call order, which varies with threads; the mean must not.
+                                row.inputs().log_metric("digits/tenth", 0.1 * static_cast<double>(row.index()) + 1e-7);
                                 return static_cast<double>(c.size() * 3 + row.index() % 4);
                               }),
          grpo::RewardFunction("batch", [](const grpo::RewardInputs& inputs) {
@@ -214,30 +225,51 @@ TEST_CASE("results are identical whatever the number of threads", "[rewards]") {
            for (const auto& ids : inputs.completion_ids) out.push_back(static_cast<double>(ids.size()));
            return out;
          })},
-        grpo_test::scoring(threads));
+        options);
   };
-  auto one = make(1), two = make(2), eight = make(8);
+  auto sequential = make(8, false), one = make(1), two = make(2), eight = make(8);
+  CHECK_FALSE(sequential.parallel());
+  CHECK(sequential.num_threads() == 1);  // num_threads is ignored without parallel
+  CHECK(eight.parallel());
   CHECK(eight.num_threads() == 8);
-  const auto a = one.score(in), b = two.score(in), c = eight.score(in);
+  const auto s = sequential.score(in), a = one.score(in), b = two.score(in), c = eight.score(in);
+  for (Eigen::Index i = 0; i < 64; ++i) {
+    const auto row = static_cast<std::size_t>(i);
+    CHECK(s.rewards_per_func(i, 0) == static_cast<double>(in.completions[row].size() * 3 + row % 4));
+    CHECK(s.rewards_per_func(i, 1) == static_cast<double>(in.completion_ids[row].size()));
+  }
+  CHECK(s.rewards_per_func == a.rewards_per_func);
   CHECK(a.rewards_per_func == b.rewards_per_func);
   CHECK(a.rewards_per_func == c.rewards_per_func);
-  CHECK(a.metrics == c.metrics);
+  CHECK(s.metrics.at("digits/tenth") == Approx(0.1 * 63 / 2 + 1e-7));
+  CHECK(s.metrics == a.metrics);  // exactly, logged metrics included
+  CHECK(s.metrics == b.metrics);
+  CHECK(s.metrics == c.metrics);
 }
 
 TEST_CASE("a call that exceeds the timeout yields none, or an error when asked", "[rewards]") {
+  // The slow call sleeps long past the timeout, and the timeout is long enough for a fast call to finish on a
+  // loaded machine (a 50 ms timeout sometimes expired for fast calls under a load of 4 on 2 cores).
   const auto slow = [](std::string_view, const grpo::Row& row) {
-    if (row.index() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    if (row.index() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     return 1.0;
   };
-  grpo::ScoringOptions options;
-  options.num_threads = 2;
-  options.timeout_seconds = 0.05;
-  grpo::RewardScorer scorer({grpo::RewardFunction("slow", slow)}, options);
-  const auto s = scorer.score(grpo_test::arithmetic_inputs());
-  CHECK(std::isnan(at(s, 1, 0)));  // had scoring waited for the call, this would be 1
-  CHECK(at(s, 0, 0) == 1.0);
-  CHECK(s.metrics.at("rewards/slow/timeouts") == 1.0);
+  for (const bool parallel : {false, true}) {
+    INFO("parallel " << parallel);
+    grpo::ScoringOptions options;
+    options.parallel = parallel;
+    options.num_threads = 2;
+    options.timeout_seconds = 0.25;
+    grpo::RewardScorer scorer({grpo::RewardFunction("slow", slow)}, options);
+    const auto s = scorer.score(grpo_test::arithmetic_inputs());
+    CHECK(std::isnan(at(s, 1, 0)));  // had scoring waited for the call, this would be 1
+    CHECK(at(s, 0, 0) == 1.0);
+    CHECK(at(s, 3, 0) == 1.0);
+    CHECK(s.metrics.at("rewards/slow/timeouts") == 1.0);
+  }
 
+  grpo::ScoringOptions options;
+  options.timeout_seconds = 0.25;
   options.on_timeout = grpo::TimeoutAction::error;
   grpo::RewardScorer strict({grpo::RewardFunction("slow", slow)}, options);
   CHECK_THROWS_WITH(strict.score(grpo_test::arithmetic_inputs()),
@@ -258,4 +290,140 @@ TEST_CASE("scorer construction and input errors are explicit", "[rewards]") {
   in = grpo_test::arithmetic_inputs();
   in.num_generations = 3;
   CHECK_THROWS_WITH(scorer.score(in), Contains("do not form groups of num_generations = 3"));
+}
+
+TEST_CASE("by default reward calls run one at a time on the calling thread, in function and batch order",
+          "[rewards]") {
+  auto in = grpo_test::arithmetic_inputs();
+  for (int copy = 0; copy < 15; ++copy) {  // 64 completions: enough for a pool to split them into chunks
+    const auto base = grpo_test::arithmetic_inputs();
+    in.prompts.insert(in.prompts.end(), base.prompts.begin(), base.prompts.end());
+    in.completions.insert(in.completions.end(), base.completions.begin(), base.completions.end());
+    in.completion_ids.insert(in.completion_ids.end(), base.completion_ids.begin(), base.completion_ids.end());
+  }
+  std::vector<nlohmann::json> rows;
+  for (std::size_t i = 0; i < in.size(); ++i) rows.push_back({{"prompt", in.prompts[i]}, {"answer", "5"}});
+  in.columns = grpo::Columns::from_rows(rows);
+  const std::size_t n = in.size();
+  REQUIRE(n == 64);
+
+  // State shared by all three functions, unsynchronised unless `locking`: a call log, a counter, the threads seen.
+  std::vector<std::string> log;
+  long counter = 0;
+  std::vector<std::thread::id> threads;
+  bool locking = false;
+  std::mutex guard;
+  const auto record = [&](const std::string& entry) {
+    std::unique_lock<std::mutex> lock(guard, std::defer_lock);
+    if (locking) lock.lock();
+    log.push_back(entry);
+    const long before = counter;
+    std::this_thread::sleep_for(std::chrono::microseconds(20));  // widens the window a concurrent call would hit
+    counter = before + 1;
+    threads.push_back(std::this_thread::get_id());
+  };
+  auto make = [&](bool parallel) {
+    grpo::ScoringOptions options;
+    options.parallel = parallel;
+    options.num_threads = 4;
+    return grpo::RewardScorer(
+        {grpo::RewardFunction("first",
+                              [&](std::string_view c, const grpo::Row& row) {
+                                record("first " + std::to_string(row.index()));
+                                return static_cast<double>(c.size());
+                              }),
+         grpo::RewardFunction("batch",
+                              [&](const grpo::RewardInputs& inputs) {
+                                record("batch");
+                                return std::vector<double>(inputs.size(), 0.5);
+                              }),
+         grpo::RewardFunction("second", [&](std::string_view, const grpo::Row& row) {
+           record("second " + std::to_string(row.index()));
+           return static_cast<double>(row.index());
+         })},
+        options);
+  };
+
+  auto sequential = make(false);
+  CHECK_FALSE(sequential.parallel());
+  const auto s = sequential.score(in);
+  std::vector<std::string> expected;
+  for (std::size_t i = 0; i < n; ++i) expected.push_back("first " + std::to_string(i));
+  expected.push_back("batch");
+  for (std::size_t i = 0; i < n; ++i) expected.push_back("second " + std::to_string(i));
+  CHECK(log == expected);
+  CHECK(counter == static_cast<long>(2 * n + 1));  // no lost update
+  CHECK(std::all_of(threads.begin(), threads.end(), [](auto id) { return id == std::this_thread::get_id(); }));
+  CHECK(s.rewards_per_func(3, 0) == static_cast<double>(in.completions[3].size()));
+  CHECK(s.rewards_per_func(63, 1) == 0.5);
+  CHECK(s.rewards_per_func(63, 2) == 63.0);
+
+  // Opting into parallel scoring (the functions must then synchronise) runs the calls on the pool's workers and
+  // gives the same scores.
+  log.clear();
+  threads.clear();
+  counter = 0;
+  locking = true;
+  auto parallel = make(true);
+  CHECK(parallel.parallel());
+  CHECK(parallel.num_threads() == 4);
+  const auto p = parallel.score(in);
+  CHECK(p.rewards_per_func == s.rewards_per_func);
+  CHECK(p.metrics == s.metrics);
+  CHECK(counter == static_cast<long>(2 * n + 1));
+  std::sort(log.begin(), log.end());
+  std::sort(expected.begin(), expected.end());
+  CHECK(log == expected);  // every call once, in some order
+  CHECK(std::none_of(threads.begin(), threads.end(), [](auto id) { return id == std::this_thread::get_id(); }));
+}
+
+TEST_CASE("make_reward_inputs repeats each row's prompt and columns for its consecutive completions", "[rewards]") {
+  const std::vector<nlohmann::json> rows = {{{"prompt", "What is 2+3?"}, {"answer", "5"}, {"difficulty", 1}},
+                                            {{"prompt", "What is 10*4?"}, {"answer", 40}, {"source", "gsm"}}};
+  const std::vector<std::string> completions = {"5", "6", "40", "41", "4", "400"};
+  const auto in = grpo::make_reward_inputs(rows, completions, 3, {{1}, {2}, {3, 4}, {5}, {6}, {7, 8, 9}});
+  CHECK(in.num_generations == 3);
+  CHECK(in.size() == 6);
+  CHECK(in.completions == completions);
+  CHECK(in.prompts == std::vector<std::string>{"What is 2+3?", "What is 2+3?", "What is 2+3?", "What is 10*4?",
+                                               "What is 10*4?", "What is 10*4?"});
+  CHECK(in.completion_ids[5] == std::vector<int64_t>{7, 8, 9});
+  CHECK(in.columns.names() == std::vector<std::string>{"answer", "difficulty", "source"});
+  CHECK(in.columns.size() == 6);
+  CHECK(in.columns.get<std::string>("answer", 2) == "5");
+  CHECK(in.columns.get<int>("answer", 3) == 40);
+  CHECK(in.columns.value("difficulty", 4).is_null());  // the second row has no difficulty
+  CHECK(in.columns.value("source", 0).is_null());
+  CHECK(in.columns.get<std::string>("source", 5) == "gsm");
+  const grpo::Row row(in, 4);
+  CHECK(row.index_in_group() == 1);
+  CHECK(row.prompt() == "What is 10*4?");
+
+  // Without completion_ids every completion gets an empty list, and the scorer accepts the batch.
+  const auto no_ids = grpo::make_reward_inputs(rows, completions, 3);
+  REQUIRE(no_ids.completion_ids.size() == 6);
+  CHECK(no_ids.completion_ids[0].empty());
+  grpo::RewardScorer scorer({grpo::RewardFunction("exact", [](std::string_view c, const grpo::Row& r) {
+    const auto& answer = r["answer"];
+    return (answer.is_string() ? answer.get<std::string>() : answer.dump()) == c ? 1.0 : 0.0;
+  })});
+  const auto s = scorer.score(no_ids);
+  CHECK(s.rewards_per_func(0, 0) == 1.0);  // "5" == "5"
+  CHECK(s.rewards_per_func(1, 0) == 0.0);
+  CHECK(s.rewards_per_func(3, 0) == 0.0);  // "41" vs 40
+}
+
+TEST_CASE("make_reward_inputs errors name the counts and the bad row", "[rewards]") {
+  const std::vector<nlohmann::json> rows = {{{"prompt", "a"}}, {{"prompt", "b"}}};
+  CHECK_THROWS_WITH(grpo::make_reward_inputs(rows, {"1", "2", "3", "4", "5"}, 3),
+                    Contains("got 5 completions for 2 rows x num_generations 3 = 6"));
+  CHECK_THROWS_WITH(grpo::make_reward_inputs(rows, {"1", "2", "3", "4"}, 2, {{1}, {2}, {3}}),
+                    Contains("got 3 completion_ids for 4 completions"));
+  CHECK_THROWS_WITH(grpo::make_reward_inputs(rows, {}, 0), Contains("num_generations must be >= 1, got 0"));
+  CHECK_THROWS_WITH(grpo::make_reward_inputs({{{"prompt", "a"}}, {{"question", "b"}, {"answer", 1}}}, {"1", "2"}, 1),
+                    Contains("row 1 has no \"prompt\" field"));
+  CHECK_THROWS_WITH(grpo::make_reward_inputs({{{"prompt", 7}}}, {"1"}, 1),
+                    Contains("row 0: \"prompt\" must be a string, got number 7"));
+  CHECK_THROWS_WITH(grpo::make_reward_inputs({nlohmann::json::array({1, 2})}, {"1"}, 1),
+                    Contains("row 0 is not a JSON object"));
 }

@@ -1,5 +1,7 @@
 // RepeatSampler order, reproducibility and resume; TRL's micro-step buffering order; dynamic-sampling filter.
 #include "grpo/data/sampler.hpp"
+#include "grpo/train/batching.hpp"
+#include "grpo/train/dynamic_sampling.hpp"
 
 #include <algorithm>
 #include "support/catch.hpp"
@@ -84,7 +86,7 @@ TEST_CASE("micro-steps reuse each generation batch steps_per_generation x num_it
   REQUIRE(config.generation_batch_size() == 24);
   REQUIRE(config.prompts_per_generation() == 6);
 
-  grpo::RepeatSampler sampler = grpo::RepeatSampler::from_config(config, /*num_prompts=*/17);
+  grpo::RepeatSampler sampler = grpo::make_sampler(config, /*num_prompts=*/17);
   std::vector<std::vector<int64_t>> generation_batches;
   std::vector<std::vector<int64_t>> micro_batches;  // prompt index of each row each micro-step trains on
   int optimizer_steps = 0;

@@ -6,6 +6,9 @@
 
 #include <set>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "grpo/models/causal_lm.hpp"
 #include "models/model_fixtures.hpp"
@@ -28,6 +31,8 @@ std::set<std::string> parameter_names(grpo::LlamaModel& model) {
 static_assert(grpo::is_causal_lm_v<grpo::LlamaModel>);
 static_assert(!grpo::is_causal_lm_v<NotAModel>);
 static_assert(!grpo::is_causal_lm_v<int>);
+static_assert(grpo::detail::has_eos_token_ids<grpo::LlamaModel>::value);
+static_assert(!grpo::detail::has_eos_token_ids<NotAModel>::value);
 
 TEST_CASE("llama logits with the KV cache equal logits without it, for GQA, qkv-bias and MHA configurations",
           "[llama]") {
@@ -158,4 +163,63 @@ TEST_CASE("llama forward matches a naive per-head implementation of the Hugging 
   h = h + torch::matmul(gate * torch::sigmoid(gate) * up, p[layer + "mlp.down_proj.weight"].t());
   const auto expected = torch::matmul(rms(h, p["model.norm.weight"]), p["lm_head.weight"].t());
   CHECK(torch::allclose(model.forward(ids)[0], expected, 1e-4, 1e-5));
+}
+
+TEST_CASE("config.json's eos_token_id reads and writes as one id or a list, strictly, and reaches the model",
+          "[llama]") {
+  using grpo_test::Contains;
+  using Ids = std::vector<int64_t>;
+  const auto with_eos = [](const nlohmann::json& eos) {
+    nlohmann::json j = grpo::testing::tiny_gqa();
+    j["eos_token_id"] = eos;
+    return j;
+  };
+  // Reading: an int, a list, a list of one, an empty list, null, absent.
+  CHECK(with_eos(5).get<grpo::LlamaConfig>().eos_token_ids == Ids{5});
+  CHECK(with_eos({5, 7}).get<grpo::LlamaConfig>().eos_token_ids == Ids{5, 7});
+  CHECK(with_eos(nlohmann::json::array({3})).get<grpo::LlamaConfig>().eos_token_ids == Ids{3});
+  CHECK(with_eos(nlohmann::json::array()).get<grpo::LlamaConfig>().eos_token_ids.empty());
+  CHECK(with_eos(nullptr).get<grpo::LlamaConfig>().eos_token_ids.empty());
+  auto absent = with_eos(nullptr);
+  absent.erase("eos_token_id");
+  CHECK(absent.get<grpo::LlamaConfig>().eos_token_ids.empty());
+
+  // Writing: one id as an int, several as a list, none as null; each reads back equal.
+  auto config = grpo::testing::tiny_gqa();
+  for (const auto& ids : {Ids{5}, Ids{5, 7, 36}, Ids{}}) {
+    config.eos_token_ids = ids;
+    const nlohmann::json j = config;
+    if (ids.empty()) {
+      CHECK(j.at("eos_token_id").is_null());
+    } else if (ids.size() == 1) {
+      CHECK(j.at("eos_token_id") == 5);
+    } else {
+      CHECK(j.at("eos_token_id") == nlohmann::json({5, 7, 36}));
+    }
+    CHECK(j.get<grpo::LlamaConfig>().eos_token_ids == ids);
+  }
+
+  // Strict: wrong types and ids outside the vocabulary name the field.
+  const auto error = [&](const nlohmann::json& eos, const std::string& expected) {
+    INFO(eos.dump());
+    CHECK_THROWS_WITH(with_eos(eos).get<grpo::LlamaConfig>(), Contains("eos_token_id") && Contains(expected));
+  };
+  error("2", "bad value \"2\"");
+  error({2, "x"}, "expected an integer token id or a list of them");
+  error(2.5, "bad value 2.5");
+  error({{"id", 2}}, "bad value");
+  error(37, "37 is outside [0, vocab_size=37)");
+  error({1, -1}, "-1 is outside");
+
+  // Through save_pretrained / from_pretrained, and as the model's optional eos_token_ids() member.
+  grpo::testing::TempDir tmp;
+  config.eos_token_ids = {4, 9};
+  grpo::LlamaModel model(config);
+  CHECK(model.eos_token_ids() == Ids{4, 9});
+  CHECK(grpo::model_eos_token_ids(model) == Ids{4, 9});
+  model.save_pretrained(tmp.file("checkpoint"));
+  const auto loaded = grpo::LlamaModel::from_pretrained(tmp.file("checkpoint"));
+  CHECK(loaded->eos_token_ids() == Ids{4, 9});
+  CHECK(grpo::LlamaConfig::load(tmp.file("checkpoint") + "/config.json").eos_token_ids == Ids{4, 9});
+  CHECK(grpo::model_eos_token_ids(NotAModel{}).empty());  // a model without the member has none
 }

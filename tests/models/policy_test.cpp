@@ -1,5 +1,5 @@
 // Policy / Reference wrappers, a user-written torch::nn module through the CausalLM trait, and the char tokenizer.
-#include "grpo/models/policy.hpp"
+#include "grpo/train/policy.hpp"
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>

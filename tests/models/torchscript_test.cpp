@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "grpo/generation/generate.hpp"
-#include "grpo/models/policy.hpp"
+#include "grpo/train/policy.hpp"
 #include "models/model_fixtures.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 

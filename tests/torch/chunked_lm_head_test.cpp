@@ -9,7 +9,7 @@
 
 #include "grpo/core/loss.hpp"
 #include "grpo/models/llama.hpp"
-#include "grpo/models/policy.hpp"
+#include "grpo/train/policy.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
 
 using grpo_test::Contains;

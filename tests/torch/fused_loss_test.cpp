@@ -68,17 +68,26 @@ std::string describe(const BatchSpec& s, const grpo::LossOptions& o) {
 }
 
 struct Run {
+  bool fused_kernel = false;  // the loss came from the fused kernel's autograd node
   double loss = 0;
   torch::Tensor grad;
   std::map<std::string, double> metrics;
 };
 
+// The autograd node that produced a loss: the fused kernel's is grpo::detail::FusedPolicyLossFunction.
+bool made_by_fused_kernel(const torch::Tensor& loss) {
+  return loss.grad_fn() && loss.grad_fn()->name().find("FusedPolicyLossFunction") != std::string::npos;
+}
+
 Run run(const grpo::LossBatch& batch, const grpo::LossOptions& options, bool fused) {
   grpo::LossBatch b = batch;
   b.logps = batch.logps.detach().clone().requires_grad_();
   auto result = fused ? grpo::policy_loss(b, options) : grpo::detail::policy_loss_composed(b, options);
+  // grpo::policy_loss takes the fused kernel exactly when it applies (CPU, float32/64, mask of a usable dtype).
+  const bool fused_kernel = made_by_fused_kernel(result.loss);
+  CHECK(fused_kernel == (fused && grpo::detail::fused_policy_loss_applies(b)));
   result.loss.backward();
-  return {result.loss.item<double>(), b.logps.grad().to(torch::kFloat64), result.metrics};
+  return {fused_kernel, result.loss.item<double>(), b.logps.grad().to(torch::kFloat64), result.metrics};
 }
 
 // |fused - composed| <= tol * max(|composed|, scale): relative, with `scale` guarding values near zero.
@@ -87,8 +96,8 @@ bool close(double fused, double composed, double tol, double scale) {
   return std::abs(fused - composed) <= tol * std::max(std::abs(composed), scale);
 }
 
-// Compares fused with composed; returns the number of checked option sets (so that the grid is not empty).
-void check_same(const BatchSpec& spec, const grpo::LossOptions& options, uint64_t seed) {
+// Compares grpo::policy_loss with the composed ops; returns whether the fused kernel computed it.
+bool check_same(const BatchSpec& spec, const grpo::LossOptions& options, uint64_t seed) {
   const auto batch = make_batch(spec, seed);
   const double tol = spec.dtype == torch::kFloat64 ? 1e-12 : 1e-6;
   INFO(describe(spec, options) << " seed=" << seed);
@@ -112,6 +121,7 @@ void check_same(const BatchSpec& spec, const grpo::LossOptions& options, uint64_
     // path) is about 1e-7 of 1, not of the result, so "kl" is compared relative to max(|kl|, 1).
     CHECK(close(fused.metrics.at(name), value, tol, name == "kl" ? 1.0 : 1e-6));
   }
+  return fused.fused_kernel;
 }
 
 std::vector<grpo::LossOptions> option_grid() {
@@ -152,7 +162,7 @@ std::vector<grpo::LossOptions> option_grid() {
 TEST_CASE("the fused kernel matches the composed ops in loss, gradient and metrics over an option grid", "[loss]") {
   const auto grid = option_grid();
   uint64_t seed = 1;
-  int checked = 0;
+  int checked = 0, by_fused_kernel = 0;
   for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
     for (const auto& [rows, tokens] : std::vector<std::pair<int64_t, int64_t>>{{4, 7}, {1, 5}, {3, 1}, {1, 1}, {6, 40}}) {
       for (bool on_policy : {false, true}) {
@@ -162,13 +172,14 @@ TEST_CASE("the fused kernel matches the composed ops in loss, gradient and metri
           spec.empty_row = rows > 1;
           spec.mask_dtype = seed % 3 == 0 ? torch::kBool : (seed % 3 == 1 ? torch::kInt64 : dtype);
           spec.spread = options.importance_sampling_level == grpo::ImportanceSampling::sequence ? 2.0 : 0.8;
-          check_same(spec, options, seed++);
+          by_fused_kernel += check_same(spec, options, seed++) ? 1 : 0;
           ++checked;
         }
       }
     }
   }
   CHECK(checked == 2 * 5 * 2 * 56);
+  CHECK(by_fused_kernel == checked);  // every batch of the grid went through the fused kernel, not a fallback
 }
 
 TEST_CASE("non-finite padding is read as zeros by the fused kernel as by the composed ops", "[loss]") {

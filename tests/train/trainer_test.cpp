@@ -2,13 +2,17 @@
 // exists only with beta != 0, checkpoints resume the same trajectory, callbacks fire.
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <set>
 #include <string>
 
-#include "grpo/data/arithmetic.hpp"
+#include "arithmetic_task.hpp"
+#include <torch/optim/sgd.h>
+
 #include "grpo/models/llama.hpp"
 #include "grpo/rewards/builtin/accuracy.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
+#include "grpo/train/sft.hpp"
 #include "grpo/train/trainer.hpp"
 #include "support/scoped_temp_dir.hpp"
 #include "support/catch_torch.hpp"  // last: restores Catch's CHECK
@@ -55,15 +59,19 @@ std::shared_ptr<grpo::LlamaModel> tiny_model(uint64_t seed) {
   return std::make_shared<grpo::LlamaModel>(grpo::LlamaConfig::tiny(tokenizer().vocab_size()));
 }
 
-grpo::Dataset data() { return grpo::arithmetic_dataset({0, 9, "+"}); }
+grpo::Dataset data() { return grpo_examples::arithmetic_dataset({0, 9, "+"}); }
 
 grpo::TrainerOptions quiet() {
   grpo::TrainerOptions o;
-  o.print_logs = false;
-  o.progress_bar = false;
-  o.reward_threads = 1;
   o.torch_threads = 1;  // ctest runs test processes in parallel: more threads would oversubscribe the cores
   return o;
+}
+
+// The trainer without its console output (the file reporters stay).
+template <class T>
+T& silenced(T& trainer) {
+  trainer.callbacks().template remove<grpo::ConsoleReporter>();
+  return trainer;
 }
 
 std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
@@ -91,6 +99,7 @@ TEST_CASE("a few GRPO steps change every parameter and log every metric", "[trai
   auto config = small_config(dir.path());
   config.beta = 0.0;
   Trainer trainer(model, tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  silenced(trainer);
   CHECK_FALSE(trainer.reference().has_value());  // beta = 0: no reference model, as TRL
   const auto result = trainer.train();
   CHECK(result.global_step == 3);
@@ -128,6 +137,7 @@ TEST_CASE("beta != 0 creates a frozen reference model and logs kl", "[train]") {
   config.beta = 0.1;
   config.max_steps = 2;
   Trainer trainer(tiny_model(2), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  silenced(trainer);
   REQUIRE(trainer.reference().has_value());
   const auto ref_before = snapshot(trainer.reference()->model());
   trainer.train();
@@ -151,6 +161,7 @@ TEST_CASE("resuming from a checkpoint reproduces the uninterrupted run's paramet
   config.save_steps = 1;
   config.beta = 0.05;
   Trainer full(tiny_model(3), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  silenced(full);
   full.train();
   const auto expected = snapshot(full.policy().model());
   REQUIRE(fs::exists(dir.path() / "full" / "checkpoint-3"));
@@ -162,6 +173,7 @@ TEST_CASE("resuming from a checkpoint reproduces the uninterrupted run's paramet
     auto resumed_config = config;
     resumed_config.output_dir = (dir.path() / ("resumed" + std::to_string(from))).string();
     Trainer resumed(tiny_model(99), tokenizer(), rewards(), resumed_config, data(), std::nullopt, quiet());
+    silenced(resumed);
     resumed.resume_from_checkpoint((dir.path() / "full" / ("checkpoint-" + std::to_string(from))).string());
     CHECK(resumed.state().global_step == from);
     resumed.train();
@@ -174,6 +186,7 @@ TEST_CASE("resuming from a checkpoint reproduces the uninterrupted run's paramet
   auto other = config;
   other.learning_rate = 0.01;
   Trainer mismatched(tiny_model(3), tokenizer(), rewards(), other, data(), std::nullopt, quiet());
+  silenced(mismatched);
   CHECK_THROWS_WITH(mismatched.resume_from_checkpoint((dir.path() / "full" / "checkpoint-1").string()),
                     Contains("different config") && Contains("learning_rate"));
 }
@@ -199,6 +212,7 @@ TEST_CASE("save_total_limit keeps the newest checkpoints and callbacks see every
     void on_save(const grpo::TrainerState&, const std::string&) { ++count; }
   } only_saves;
   Trainer trainer(tiny_model(4), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  silenced(trainer);
   trainer.train(recorder, only_saves);
   CHECK(recorder.steps == std::vector<int64_t>{1, 2, 3, 4});
   CHECK(recorder.logs == std::vector<int64_t>{2, 4});
@@ -242,6 +256,7 @@ TEST_CASE("dynamic sampling refills the batch with groups whose rewards differ",
     return row.prompt()[0] == '1' ? static_cast<double>(completion.size()) : 0.0;
   });
   Trainer trainer(tiny_model(6), tokenizer(), std::move(fns), config, data(), std::nullopt, quiet());
+  silenced(trainer);
   trainer.train();
   const auto records = read_jsonl(dir.path() / "metrics.jsonl");
   REQUIRE_FALSE(records.empty());
@@ -280,6 +295,7 @@ TEST_CASE("mask_truncated_completions with every row truncated gives zero loss a
   const auto before = snapshot(*model);
   grpo::GRPOTrainer<grpo::LlamaModel, NoEosTokenizer> trainer(model, NoEosTokenizer{}, rewards(), config, data(),
                                                                std::nullopt, quiet());
+  silenced(trainer);
   trainer.train();
   const auto records = read_jsonl(dir.path() / "metrics.jsonl");
   REQUIRE(records.size() == 2);
@@ -300,6 +316,7 @@ TEST_CASE("sync_ref_model mixes the policy into the reference every ref_model_sy
   config.ref_model_mixup_alpha = 0.5;
   config.max_steps = 2;
   Trainer trainer(tiny_model(9), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  silenced(trainer);
   const auto ref_before = snapshot(trainer.reference()->model());
   trainer.train();
   const auto ref_after = snapshot(trainer.reference()->model());
@@ -311,4 +328,161 @@ TEST_CASE("sync_ref_model mixes the policy into the reference every ref_model_sy
   const auto& name = ref_after.begin()->first;
   CHECK((ref_after.at(name) - policy_after.at(name)).abs().sum().item<double>() <
         (ref_before.at(name) - policy_after.at(name)).abs().sum().item<double>());
+}
+
+TEST_CASE("callbacks may be temporaries, see begin, evaluate and end, and can stop training", "[train]") {
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
+  config.max_steps = 6;
+  config.logging_steps = 1;
+  config.eval_steps = 2;
+  struct Events {
+    std::vector<std::string> seen;
+  } events;
+  struct Recorder {
+    Events* events;
+    void on_train_begin(const grpo::TrainerState& s) { events->seen.push_back("begin " + std::to_string(s.global_step)); }
+    void on_evaluate(const grpo::TrainerState& s, const std::map<std::string, double>& m) {
+      if (m.count("eval_reward")) events->seen.push_back("eval " + std::to_string(s.global_step));
+    }
+    void on_train_end(const grpo::TrainerState& s) { events->seen.push_back("end " + std::to_string(s.global_step)); }
+  };
+  struct StopAt {
+    int64_t step;
+    grpo::Control on_step_end(const grpo::TrainerState& s) {
+      return s.global_step >= step ? grpo::Control::stop : grpo::Control::proceed;
+    }
+  };
+  grpo::TrainerOptions options = quiet();
+  options.eval.accuracy_reward = "accuracy";
+  Trainer trainer(tiny_model(10), tokenizer(), rewards(), config, data(), data(), options);
+  silenced(trainer);
+  const auto result = trainer.train(Recorder{&events}, StopAt{4});  // both temporaries, owned by the call
+  CHECK(result.global_step == 4);
+  CHECK(result.stopped_early);
+  CHECK(events.seen == std::vector<std::string>{"begin 0", "eval 2", "eval 4", "end 4"});
+  CHECK(result.last_eval_metrics.count("eval_accuracy") == 1);
+  // The run can go on where it stopped.
+  const auto rest = trainer.train();
+  CHECK(rest.global_step == 6);
+  CHECK_FALSE(rest.stopped_early);
+  CHECK_THROWS_WITH(Trainer(tiny_model(10), tokenizer(), rewards(), config, data(), data(),
+                            [] {
+                              grpo::TrainerOptions o;
+                              o.eval.accuracy_reward = "correctness";
+                              return o;
+                            }()),
+                    Contains("accuracy_reward \"correctness\" is not one of the reward functions"));
+}
+
+TEST_CASE("after a resume metrics.jsonl, completions.jsonl and the chart hold each step once", "[train]") {
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
+  config.max_steps = 4;
+  config.save_steps = 2;
+  config.logging_steps = 1;
+  {
+    Trainer first(tiny_model(11), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+    silenced(first);
+    first.train();  // as if killed after step 4, with checkpoint-2 the one to resume from
+  }
+  Trainer resumed(tiny_model(12), tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  silenced(resumed);
+  resumed.resume_from_checkpoint((dir.path() / "checkpoint-2").string());
+  grpo::TrainingChart chart(dir.path().string());
+  resumed.train(chart);
+  std::vector<int64_t> steps;
+  for (const auto& record : read_jsonl(dir.path() / "metrics.jsonl")) steps.push_back(record.at("step").get<int64_t>());
+  CHECK(steps == std::vector<int64_t>{1, 2, 3, 4});
+  std::map<int64_t, int> completion_lines;
+  for (const auto& line : read_jsonl(dir.path() / "completions.jsonl")) ++completion_lines[line.at("step").get<int64_t>()];
+  // One generation batch (8 completions) opens each logged step 0..3.
+  CHECK(completion_lines == std::map<int64_t, int>{{0, 8}, {1, 8}, {2, 8}, {3, 8}});
+  // The chart of the resumed run is drawn from the whole run, not from step 3 on.
+  REQUIRE(chart.history().size() == 4);
+  CHECK(chart.history().front().step == 1);
+  CHECK(chart.history().back().step == 4);
+}
+
+TEST_CASE("GRPO raises the mean reward of a trivially learnable reward within a few dozen steps", "[train]") {
+  // The reward is the share of '7's in a completion. Minimising instead of maximising it (a flipped advantage
+  // sign anywhere between the rewards and the optimizer) makes the last steps' reward fall, and this test fail.
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
+  config.num_generations = 8;
+  config.per_device_train_batch_size = 64;
+  config.max_completion_length = 4;
+  config.learning_rate = 0.01;
+  config.max_steps = 30;
+  config.logging_steps = 1;
+  config.log_completions = false;
+  std::vector<grpo::RewardFunction> sevens;
+  sevens.emplace_back("sevens", [](std::string_view completion, const grpo::Row&) {
+    double count = 0;
+    for (const char c : completion) count += c == '7' ? 1 : 0;
+    return count / 4.0;
+  });
+  struct Rewards {
+    std::vector<double> per_step;
+    void on_log(const grpo::TrainerState&, const std::map<std::string, double>& m) { per_step.push_back(m.at("reward")); }
+  } seen;
+  Trainer trainer(tiny_model(13), tokenizer(), std::move(sevens), config, data(), std::nullopt, quiet());
+  silenced(trainer);
+  trainer.train(seen);
+  REQUIRE(seen.per_step.size() == 30);
+  const auto mean = [](auto begin, auto end) { return std::accumulate(begin, end, 0.0) / static_cast<double>(end - begin); };
+  const double first = mean(seen.per_step.begin(), seen.per_step.begin() + 5);
+  const double last = mean(seen.per_step.end() - 5, seen.per_step.end());
+  INFO("mean reward of the first 5 steps " << first << ", of the last 5 " << last);
+  CHECK(last > first + 0.2);
+}
+
+TEST_CASE("any torch::optim::Optimizer can be injected, and the thread count is left alone unless set", "[train]") {
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
+  config.max_steps = 2;
+  torch::set_num_threads(1);
+  grpo::TrainerOptions options;
+  options.optimizer = [](const std::vector<torch::Tensor>& params, const grpo::GRPOConfig& c) {
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(c.learning_rate));
+  };
+  auto model = tiny_model(14);
+  const auto before = snapshot(*model);
+  Trainer trainer(model, tokenizer(), rewards(), config, data(), std::nullopt, options);
+  silenced(trainer);
+  CHECK(dynamic_cast<torch::optim::SGD*>(&trainer.optimizer()) != nullptr);
+  CHECK(torch::get_num_threads() == 1);
+  trainer.train();
+  bool moved = false;
+  for (const auto& [name, tensor] : snapshot(*model)) moved = moved || !torch::equal(tensor, before.at(name));
+  CHECK(moved);
+  for (const auto& p : model->parameters()) CHECK_FALSE(p.grad().defined());  // released after the step
+}
+
+TEST_CASE("sft_train learns a target column and stops when a callback asks", "[train]") {
+  auto model = tiny_model(15);
+  grpo::Policy<grpo::LlamaModel> policy(model);
+  grpo::SFTOptions options;
+  options.target_column = "answer";
+  options.steps = 40;
+  options.batch_size = 16;
+  options.logging_steps = 5;
+  struct Losses {
+    std::vector<double> values;
+    void on_log(const grpo::TrainerState&, const std::map<std::string, double>& m) { values.push_back(m.at("loss")); }
+  } losses;
+  const auto done = grpo::sft_train(policy, tokenizer(), data(), options, losses);
+  CHECK(done.steps == 40);
+  REQUIRE(losses.values.size() == 8);
+  CHECK(losses.values.back() < losses.values.front());
+  struct StopAfter3 {
+    grpo::Control on_step_end(const grpo::TrainerState& s) {
+      return s.global_step == 3 ? grpo::Control::stop : grpo::Control::proceed;
+    }
+  };
+  const auto stopped = grpo::sft_train(policy, tokenizer(), data(), options, StopAfter3{});
+  CHECK(stopped.steps == 3);
+  CHECK(stopped.stopped_early);
+  options.target_column = "solution";
+  CHECK_THROWS_WITH(grpo::sft_train(policy, tokenizer(), data(), options), Contains("has no \"solution\""));
 }

@@ -33,6 +33,17 @@ struct AdvantageOptions {
   RewardAggregation aggregation = RewardAggregation::sum_then_normalize;
   /// One weight per reward function (K); empty means all ones.
   std::vector<double> weights;
+
+  /// Calls visit(json_key, member) for every field, keys spelled as TRL's options (`aggregation` is TRL's
+  /// "multi_objective_aggregation", `weights` its "reward_weights"): the one list from which the JSON conversion
+  /// (and GRPOConfig's) is generated. Self is AdvantageOptions or const AdvantageOptions (or a derived type).
+  template <class Self, class Visit>
+  static void visit_fields(Self& self, Visit&& visit) {
+    visit("num_generations", self.num_generations);
+    visit("scale_rewards", self.scale_rewards);
+    visit("multi_objective_aggregation", self.aggregation);
+    visit("reward_weights", self.weights);
+  }
 };
 
 /// Result of compute_advantages, one entry per row of the generation batch.
@@ -71,21 +82,10 @@ inline void from_json(const nlohmann::json& j, RewardAggregation& v) {
                                "multi_objective_aggregation");
 }
 
-// JSON keys are TRL's option names.
-inline void to_json(nlohmann::json& j, const AdvantageOptions& o) {
-  j = nlohmann::json{{"num_generations", o.num_generations},
-                     {"scale_rewards", o.scale_rewards},
-                     {"multi_objective_aggregation", o.aggregation},
-                     {"reward_weights", o.weights}};
-}
-inline void from_json(const nlohmann::json& j, AdvantageOptions& o) {
-  detail::JsonFields fields(j, "AdvantageOptions");
-  fields.read("num_generations", o.num_generations);
-  fields.read("scale_rewards", o.scale_rewards);
-  fields.read("multi_objective_aggregation", o.aggregation);
-  fields.read("reward_weights", o.weights);
-  fields.finish();
-}
+// JSON keys are TRL's option names (the list is AdvantageOptions::visit_fields); unknown keys and wrong types are
+// errors.
+inline void to_json(nlohmann::json& j, const AdvantageOptions& o) { detail::write_fields(j, o); }
+inline void from_json(const nlohmann::json& j, AdvantageOptions& o) { detail::read_fields(j, o, "AdvantageOptions"); }
 
 namespace detail {
 

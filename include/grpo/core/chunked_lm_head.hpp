@@ -208,40 +208,4 @@ inline torch::Tensor lm_head_logps(const torch::Tensor& hidden, const torch::Ten
   return lm_head_logps_with_entropy(hidden, weight, targets, temperature, chunk_rows, false).logps;
 }
 
-/// Completion log-probs of a Llama-family model (grpo::LlamaModel or any model with the same members: `model`, a
-/// backbone whose forward(ids, mask, nullptr) returns the normed hidden states [B,L,H]; `lm_head`, an
-/// nn::Linear without bias, empty when tied; `model->embed_tokens`; `config().tie_word_embeddings`), equal to
-/// Policy::completion_logps but through the chunked head and only at the T positions that predict completion
-/// tokens (no logits for prompt positions). prompt_ids/prompt_mask [B,P] (left-padded, P >= 1),
-/// completion_ids/completion_mask [B,T]; chunk_rows as lm_head_logps.
-template <class LlamaLike>
-LmHeadLogps llama_completion_logps_chunked(LlamaLike& model, const torch::Tensor& prompt_ids,
-                                           const torch::Tensor& prompt_mask, const torch::Tensor& completion_ids,
-                                           const torch::Tensor& completion_mask, double temperature = 1.0,
-                                           int64_t chunk_rows = 0, bool want_entropy = false) {
-  const std::string where = "grpo::llama_completion_logps_chunked: ";
-  if (!prompt_ids.defined() || prompt_ids.dim() != 2 || prompt_ids.size(1) < 1) {
-    throw std::invalid_argument(where + "prompt_ids must be [B,P] with P >= 1, got shape " +
-                                detail::shape_string(prompt_ids));
-  }
-  if (!completion_ids.defined() || completion_ids.dim() != 2 || completion_ids.size(0) != prompt_ids.size(0)) {
-    throw std::invalid_argument(where + "completion_ids has shape " + detail::shape_string(completion_ids) +
-                                " but prompt_ids has shape " + detail::shape_string(prompt_ids) +
-                                "; completion_ids must be [B,T] with the same B");
-  }
-  detail::require_shape(where, "prompt_mask", prompt_mask, prompt_ids.sizes(), "[B,P] like prompt_ids");
-  detail::require_shape(where, "completion_mask", completion_mask, completion_ids.sizes(), "[B,T] like completion_ids");
-  const auto prompt_length = prompt_ids.size(1), completion_length = completion_ids.size(1);
-  const auto hidden = model.model->forward(torch::cat({prompt_ids, completion_ids}, 1),
-                                           torch::cat({prompt_mask, completion_mask}, 1), nullptr);
-  // The prediction for completion token t sits at position P - 1 + t (grpo-math.md §2).
-  const auto completion_hidden = hidden.slice(1, prompt_length - 1, prompt_length - 1 + completion_length);
-  const bool tied = model.config().tie_word_embeddings;
-  if (!tied && model.lm_head->bias.defined()) {
-    throw std::invalid_argument(where + "the LM head has a bias, which the chunked head does not support");
-  }
-  const auto& weight = tied ? model.model->embed_tokens->weight : model.lm_head->weight;
-  return lm_head_logps_with_entropy(completion_hidden, weight, completion_ids, temperature, chunk_rows, want_entropy);
-}
-
 }  // namespace grpo

@@ -12,7 +12,7 @@
 
 #include <torch/types.h>
 
-#include "grpo/core/fused_loss.hpp"
+#include "grpo/core/detail/fused_loss.hpp"
 #include "grpo/core/loss_options.hpp"
 #include "grpo/detail/tensor_checks.hpp"
 

@@ -42,6 +42,22 @@ struct LossOptions {
   /// Multiply the k3 KL by the importance ratio (corrects its bias off-policy).
   bool use_bias_correction_kl = false;
 
+  /// Calls visit(json_key, member) for every field, keys spelled as TRL's options: the one list from which the
+  /// JSON conversion (and GRPOConfig's) is generated. Self is LossOptions or const LossOptions (or a derived type).
+  template <class Self, class Visit>
+  static void visit_fields(Self& self, Visit&& visit) {
+    visit("loss_type", self.loss_type);
+    visit("epsilon", self.epsilon);
+    visit("epsilon_high", self.epsilon_high);
+    visit("delta", self.delta);
+    visit("beta", self.beta);
+    visit("importance_sampling_level", self.importance_sampling_level);
+    visit("max_completion_length", self.max_completion_length);
+    visit("sapo_temperature_pos", self.sapo_temperature_pos);
+    visit("sapo_temperature_neg", self.sapo_temperature_neg);
+    visit("use_bias_correction_kl", self.use_bias_correction_kl);
+  }
+
   /// The effective upper clip: epsilon_high if set, else epsilon.
   double epsilon_high_or_low() const { return epsilon_high.value_or(epsilon); }
 
@@ -97,32 +113,8 @@ inline void from_json(const nlohmann::json& j, ImportanceSampling& v) {
                                "importance_sampling_level");
 }
 
-// JSON keys are TRL's option names.
-inline void to_json(nlohmann::json& j, const LossOptions& o) {
-  j = nlohmann::json{{"loss_type", o.loss_type},
-                     {"epsilon", o.epsilon},
-                     {"epsilon_high", detail::optional_to_json(o.epsilon_high)},
-                     {"delta", detail::optional_to_json(o.delta)},
-                     {"beta", o.beta},
-                     {"importance_sampling_level", o.importance_sampling_level},
-                     {"max_completion_length", o.max_completion_length},
-                     {"sapo_temperature_pos", o.sapo_temperature_pos},
-                     {"sapo_temperature_neg", o.sapo_temperature_neg},
-                     {"use_bias_correction_kl", o.use_bias_correction_kl}};
-}
-inline void from_json(const nlohmann::json& j, LossOptions& o) {
-  detail::JsonFields fields(j, "LossOptions");
-  fields.read("loss_type", o.loss_type);
-  fields.read("epsilon", o.epsilon);
-  fields.read("epsilon_high", o.epsilon_high);
-  fields.read("delta", o.delta);
-  fields.read("beta", o.beta);
-  fields.read("importance_sampling_level", o.importance_sampling_level);
-  fields.read("max_completion_length", o.max_completion_length);
-  fields.read("sapo_temperature_pos", o.sapo_temperature_pos);
-  fields.read("sapo_temperature_neg", o.sapo_temperature_neg);
-  fields.read("use_bias_correction_kl", o.use_bias_correction_kl);
-  fields.finish();
-}
+// JSON keys are TRL's option names (the list is LossOptions::visit_fields); unknown keys and wrong types are errors.
+inline void to_json(nlohmann::json& j, const LossOptions& o) { detail::write_fields(j, o); }
+inline void from_json(const nlohmann::json& j, LossOptions& o) { detail::read_fields(j, o, "LossOptions"); }
 
 }  // namespace grpo

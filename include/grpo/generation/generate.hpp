@@ -5,6 +5,7 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -33,8 +34,11 @@ struct GenerationOptions {
   double repetition_penalty = 1.0;
   /// false: greedy decoding (argmax after the repetition penalty; the sampling filters are not used).
   bool do_sample = true;
-  /// Tokens that end a row (included in the completion); empty = none.
-  std::vector<int64_t> eos_token_ids;
+  /// Tokens that end a row (included in the completion). Unset (the default): the model's own EOS ids
+  /// (`model.eos_token_ids()`, the optional member of the CausalLM trait; none when the model lacks it). An empty
+  /// vector: no EOS, rows end only at stop_token_ids or max_new_tokens. Beware that `eos_token_ids = {}` unsets
+  /// the optional (model's ids); write `eos_token_ids = std::vector<int64_t>{}` for "none".
+  std::optional<std::vector<int64_t>> eos_token_ids;
   /// Further tokens that end a row like EOS (included in the completion).
   std::vector<int64_t> stop_token_ids;
   /// Fills completion_ids after a row's end.
@@ -72,6 +76,13 @@ struct GenerationResult {
   torch::Tensor truncated;
 };
 
+/// The EOS ids generate() stops at for `model` under `options`: options.eos_token_ids when set, else the model's
+/// (empty when it has none). Stop tokens are not included.
+template <class M>
+std::vector<int64_t> resolve_eos_token_ids(const M& model, const GenerationOptions& options) {
+  return options.eos_token_ids ? *options.eos_token_ids : model_eos_token_ids(model);
+}
+
 namespace detail {
 
 // Next token per row [B] from last-position logits [B,V] after the repetition penalty and filters.
@@ -90,7 +101,8 @@ inline torch::Tensor choose_tokens(torch::Tensor logits, const torch::Tensor& se
 }  // namespace detail
 
 /// Generates completions for left-padded prompts. prompt_ids [B,P] int64; prompt_mask [B,P] 0/1 (undefined: all
-/// ones). Runs without autograd (NoGradGuard: TorchScript modules with trainable parameters fail under
+/// ones). Rows end at an EOS id (resolve_eos_token_ids: the model's unless options.eos_token_ids is set) or a
+/// stop token. Runs without autograd (NoGradGuard: TorchScript modules with trainable parameters fail under
 /// InferenceMode) with the model in whatever train/eval mode it is in (Policy keeps it in eval).
 /// With a model that fills the KV cache each new token costs one forward of one position (attention over the
 /// cache); a model that leaves the cache empty gets the whole sequence recomputed per token.
@@ -139,7 +151,7 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
                                       : torch::ones({batch, prompt_length}, ids.options());
     const auto long_options = ids.options();
 
-    std::vector<int64_t> end_ids = options.eos_token_ids;
+    std::vector<int64_t> end_ids = resolve_eos_token_ids(model, options);
     end_ids.insert(end_ids.end(), options.stop_token_ids.begin(), options.stop_token_ids.end());
 
     KVCache cache;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "grpo/detail/random.hpp"
+
 namespace grpo {
 
 /// Repetition penalty (HF): for tokens with seen[b,v] true, logit / penalty if logit > 0 else logit * penalty.
@@ -60,12 +62,7 @@ inline torch::Tensor min_p_filter(const torch::Tensor& logits, double min_p) {
 }
 
 /// Seed of row `row` derived from a base seed (splitmix64 of seed + row), for one generator per row.
-inline uint64_t row_seed(uint64_t seed, uint64_t row) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (row + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
+inline uint64_t row_seed(uint64_t seed, uint64_t row) { return detail::mix_seed(seed, row); }
 
 /// Draws one token per row from probs [B,V] (rows need not be normalised) with rngs[b]; returns [B] int64 on
 /// probs' device. Draws on the CPU in float64 by inverse CDF with a 53-bit uniform, so results depend only on the

@@ -12,7 +12,9 @@
 // the cache must append the keys/values of the L current tokens and set `cache->attention_mask` to the mask it
 // was given; a model that ignores the cache (it stays empty) still works: generation then recomputes the whole
 // sequence at each step. Optional members, detected at compile time: `train(bool)` (Policy turns dropout off
-// with train(false)) and `clone()` (a deep copy, used by Reference to copy the policy).
+// with train(false)), `clone()` (a deep copy, used by Reference to copy the policy) and
+// `std::vector<int64_t> eos_token_ids() const` (the ids that end a sequence, e.g. config.json's eos_token_id;
+// generate() stops at them unless GenerationOptions::eos_token_ids says otherwise).
 // grpo::LlamaModel, any torch::nn::Module with this forward, and grpo::TorchScriptLM (a torch::jit::Module
 // adapter) qualify.
 
@@ -102,6 +104,12 @@ struct has_train : std::false_type {};
 template <class M>
 struct has_train<M, std::void_t<decltype(std::declval<M&>().train(false))>> : std::true_type {};
 
+template <class M, class = void>
+struct has_eos_token_ids : std::false_type {};
+template <class M>
+struct has_eos_token_ids<M, std::void_t<decltype(std::declval<std::vector<int64_t>&>() =
+                                                     std::declval<const M&>().eos_token_ids())>> : std::true_type {};
+
 }  // namespace detail
 
 /// True when M meets the CausalLM trait (see the top of causal_lm.hpp).
@@ -118,6 +126,18 @@ constexpr bool check_causal_lm() {
                 "grpo::CausalLM: the model type lacks `parameters()` returning a container of torch::Tensor "
                 "(torch::nn::Module provides it)");
   return is_causal_lm_v<M>;
+}
+
+/// The model's end-of-sequence ids when it has `eos_token_ids() const` (optional member of the trait); otherwise
+/// none (empty).
+template <class M>
+std::vector<int64_t> model_eos_token_ids(const M& model) {
+  if constexpr (detail::has_eos_token_ids<M>::value) {
+    return model.eos_token_ids();
+  } else {
+    (void)model;
+    return {};
+  }
 }
 
 /// Puts a model in training (true) or evaluation (false) mode when it has `train(bool)`; otherwise does nothing.

@@ -45,7 +45,8 @@ struct LlamaConfig {
   bool attention_bias = false;
   /// Beginning-of-sequence token id, if any.
   std::optional<int64_t> bos_token_id;
-  /// End-of-sequence token ids (config.json allows one id or a list).
+  /// End-of-sequence token ids (config.json's eos_token_id: one id or a list; written back as one id when there
+  /// is one, a list when there are several, null when there are none). LlamaModel::eos_token_ids() returns them.
   std::vector<int64_t> eos_token_ids;
   /// Padding token id, if any.
   std::optional<int64_t> pad_token_id;
@@ -182,13 +183,23 @@ inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
   if (j.contains("pad_token_id") && !j["pad_token_id"].is_null()) {
     c.pad_token_id = config_field<int64_t>(j, "pad_token_id", nullopt);
   }
+  // eos_token_id: one id (most models) or a list (Llama 3, Qwen2 instruct); null or absent: none.
   c.eos_token_ids.clear();
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
     const auto& eos = j["eos_token_id"];
-    if (eos.is_array()) {
-      c.eos_token_ids = config_field<std::vector<int64_t>>(j, "eos_token_id", nullopt);
+    const auto bad_value = [&] {
+      throw std::invalid_argument("field \"eos_token_id\" has a bad value " + eos.dump() +
+                                  "; expected an integer token id or a list of them");
+    };
+    if (eos.is_number_integer()) {
+      c.eos_token_ids = {eos.get<int64_t>()};
+    } else if (eos.is_array()) {
+      for (const auto& id : eos) {
+        if (!id.is_number_integer()) bad_value();
+        c.eos_token_ids.push_back(id.get<int64_t>());
+      }
     } else {
-      c.eos_token_ids = {config_field<int64_t>(j, "eos_token_id", nullopt)};
+      bad_value();
     }
   }
   c.validate();

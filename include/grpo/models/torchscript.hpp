@@ -4,6 +4,8 @@
 //   forward(self, input_ids: Tensor [B,L] int64, attention_mask: Tensor [B,L] int64 0/1) -> Tensor [B,L,V]
 // There is no KV cache through this adapter: the cache argument is left empty, so generate() recomputes the whole
 // sequence at each step (correct, but each new token costs a full forward).
+// EOS ids: a module attribute `eos_token_id` (int, List[int] or None; e.g. `self.eos_token_id: int = 2` in the
+// scripted Python class) is read at construction; set_eos_token_ids() sets or overrides them.
 
 #include <torch/script.h>
 
@@ -26,6 +28,7 @@ class TorchScriptLM {
     if (!module_.find_method("forward")) {
       throw std::invalid_argument("grpo::TorchScriptLM: the TorchScript module has no forward method");
     }
+    eos_token_ids_ = eos_attribute(module_);
   }
 
   /// Loads a module saved with torch.jit.save / Module::save from `path`, onto `device`.
@@ -75,13 +78,41 @@ class TorchScriptLM {
         sub.setattr(p.name, p.value.detach().requires_grad_(p.value.requires_grad()));
       }
     }
-    return std::make_shared<TorchScriptLM>(copy);
+    auto lm = std::make_shared<TorchScriptLM>(copy);
+    lm->eos_token_ids_ = eos_token_ids_;
+    return lm;
   }
   /// The wrapped module.
   torch::jit::Module& module() { return module_; }
 
+  /// End-of-sequence ids (from the module's `eos_token_id` attribute or set_eos_token_ids; empty: none);
+  /// generate() stops at them by default.
+  std::vector<int64_t> eos_token_ids() const { return eos_token_ids_; }
+  /// Sets the end-of-sequence ids (the module itself is not changed).
+  void set_eos_token_ids(std::vector<int64_t> ids) { eos_token_ids_ = std::move(ids); }
+
  private:
+  // The module's `eos_token_id` attribute as a list of ids: absent or None -> none; int -> one; list of ints.
+  static std::vector<int64_t> eos_attribute(const torch::jit::Module& module) {
+    if (!module.hasattr("eos_token_id")) return {};
+    const auto value = module.attr("eos_token_id");
+    if (value.isNone()) return {};
+    if (value.isInt()) return {value.toInt()};
+    if (value.isList()) {
+      std::vector<int64_t> ids;
+      for (const auto& id : value.toListRef()) {
+        if (!id.isInt()) break;
+        ids.push_back(id.toInt());
+      }
+      if (ids.size() == value.toListRef().size()) return ids;
+    }
+    throw std::invalid_argument(
+        "grpo::TorchScriptLM: the module's eos_token_id attribute must be an int, a list of ints or None, got " +
+        value.type()->str());
+  }
+
   torch::jit::Module module_;
+  std::vector<int64_t> eos_token_ids_;
 };
 
 static_assert(check_causal_lm<TorchScriptLM>());

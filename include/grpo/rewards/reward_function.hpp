@@ -5,8 +5,10 @@
 //   batch:           f(const RewardInputs&) -> std::vector<std::optional<double>>   (or vector<double|float>, or
 //                    vector<optional<float>>): one value per completion, nullopt/NaN = "none"
 //   per completion:  f(std::string_view completion, const Row& row) -> std::optional<double> or a number
-// Per-completion callables are called concurrently from several threads: they must be safe to call at the same
-// time (a compiled std::regex or a read-only table is; a functor that mutates state is not: make it a batch one).
+// By default RewardScorer calls every function on the calling thread, one call at a time, completions in batch
+// order, so a functor may mutate state. With ScoringOptions::parallel, per-completion callables are called
+// concurrently from several threads (and functions concurrently with one another): they must then be safe to
+// call at the same time (a compiled std::regex or a read-only table is; a functor that mutates state is not).
 
 #include <cmath>
 #include <cstddef>
@@ -175,7 +177,7 @@ class RewardFunction {
   const std::string& name() const { return name_; }
   /// Dataset columns the function reads.
   const std::vector<std::string>& required_columns() const { return required_columns_; }
-  /// Whether the function scores one completion at a time (run on the scorer's thread pool).
+  /// Whether the function scores one completion at a time (on the scorer's thread pool when it is parallel).
   bool is_per_completion() const { return static_cast<bool>(single_); }
   /// Calls a batch function (precondition: !is_per_completion()).
   std::vector<double> call_batch(const RewardInputs& inputs) const { return batch_(inputs); }

@@ -1,6 +1,7 @@
 #pragma once
 // Scoring a generation batch with K reward functions: the N x K reward matrix (NaN = none), per-function metrics,
-// validation of what the functions return, a thread pool, and optional per-call timeouts.
+// validation of what the functions return, optional parallel scoring on a thread pool, and optional per-call
+// timeouts.
 
 #include <algorithm>
 #include <chrono>
@@ -35,13 +36,22 @@ enum class TimeoutAction {
 
 /// Options of RewardScorer.
 struct ScoringOptions {
-  /// Worker threads for per-completion functions and concurrent batch functions; 0 = hardware concurrency.
+  /// false (default): every reward call runs on the calling thread, one at a time: function by function in list
+  /// order, and a per-completion function completion by completion in batch order, so a functor may mutate its
+  /// state (or state it shares with other functions) without locks, as in TRL. true: calls run on a pool of
+  /// num_threads workers: a per-completion function on chunks of completions at once, and the K functions (batch
+  /// ones included) concurrently with one another; opt in only when every function is safe to call concurrently
+  /// with itself and with the others. The scores and metrics do not depend on this choice.
+  bool parallel = false;
+  /// Worker threads when `parallel` (0 = hardware concurrency); ignored otherwise.
   std::size_t num_threads = 0;
   /// One weight per function (empty = all ones); forwarded to compute_advantages by the trainer.
   std::vector<double> weights;
-  /// Per-call timeout in seconds (one completion, or one whole batch call); unset = none. A call that times out
-  /// is abandoned: it keeps running on a detached thread (C++ cannot stop a thread), so it must not touch state
-  /// that dies with the caller; the scorer keeps its inputs alive for it.
+  /// Per-call timeout in seconds (one completion, or one whole batch call); unset = none. With a timeout each call
+  /// runs on a thread of its own (still one at a time unless `parallel`). A call that times out is abandoned: it
+  /// keeps running on a detached thread (C++ cannot stop a thread), so it must not touch state that dies with the
+  /// caller, and it may still run while later calls of the same function do; the scorer keeps its inputs alive
+  /// for it.
   std::optional<double> timeout_seconds;
   /// What a timed-out call yields.
   TimeoutAction on_timeout = TimeoutAction::none;
@@ -74,16 +84,27 @@ inline std::string excerpt(const std::string& text, std::size_t max_chars = 60) 
   return "\"" + out + (text.size() > max_chars ? "...\"" : "\"");
 }
 
-// Thread-safe accumulator behind RewardInputs::log_metric.
+// Thread-safe accumulator behind RewardInputs::log_metric. It keeps every value and averages them in sorted order,
+// so the mean does not depend on the order in which (parallel) calls logged them.
 struct MetricSink {
   std::mutex mutex;
-  std::map<std::string, std::pair<double, long>> sums;
+  std::map<std::string, std::vector<double>> values;
   void add(const std::string& name, double value) {
     if (std::isnan(value)) return;
     std::lock_guard<std::mutex> lock(mutex);
-    auto& entry = sums[name];
-    entry.first += value;
-    entry.second += 1;
+    values[name].push_back(value);
+  }
+  // name -> mean of its values.
+  std::map<std::string, double> means() {
+    std::lock_guard<std::mutex> lock(mutex);
+    std::map<std::string, double> out;
+    for (auto& [name, logged] : values) {
+      std::sort(logged.begin(), logged.end());
+      double sum = 0.0;
+      for (const double v : logged) sum += v;
+      out[name] = sum / static_cast<double>(logged.size());
+    }
+    return out;
   }
 };
 
@@ -165,15 +186,17 @@ class RewardScorer {
     if (options_.timeout_seconds && !(*options_.timeout_seconds > 0)) {
       throw std::invalid_argument("RewardScorer: timeout_seconds must be > 0");
     }
-    pool_ = std::make_unique<detail::ThreadPool>(options_.num_threads);
+    if (options_.parallel) pool_ = std::make_unique<detail::ThreadPool>(options_.num_threads);
   }
 
   /// The functions, in column order.
   const std::vector<RewardFunction>& functions() const { return functions_; }
   /// The K weights.
   const std::vector<double>& weights() const { return options_.weights; }
-  /// Number of worker threads.
-  std::size_t num_threads() const { return pool_->size(); }
+  /// Number of threads that run reward calls: the pool's size when parallel, else 1 (the calling thread).
+  std::size_t num_threads() const { return pool_ ? pool_->size() : 1; }
+  /// Whether reward calls run concurrently on a thread pool (ScoringOptions::parallel).
+  bool parallel() const { return static_cast<bool>(pool_); }
   /// Throws, listing what is missing, unless the dataset has every column some function requires.
   void check_columns(const std::vector<std::string>& dataset_columns) const {
     check_required_columns(functions_, dataset_columns);
@@ -202,7 +225,8 @@ class RewardScorer {
     };
 
     std::vector<std::function<void()>> tasks;
-    const std::size_t chunk = std::max<std::size_t>(1, n / (pool_->size() * 4));
+    // Sequential scoring runs each function as one task; the pool gets about 4 chunks per worker and function.
+    const std::size_t chunk = pool_ ? std::max<std::size_t>(1, n / (pool_->size() * 4)) : std::max<std::size_t>(1, n);
     for (std::size_t k = 0; k < k_count; ++k) {
       const RewardFunction& f = functions_[k];
       if (f.is_per_completion()) {
@@ -262,7 +286,11 @@ class RewardScorer {
         });
       }
     }
-    pool_->run_all(std::move(tasks));
+    if (pool_) {
+      pool_->run_all(std::move(tasks));
+    } else {
+      for (auto& task : tasks) task();  // in order: function by function, completions ascending
+    }
 
     // Values: NaN is "none"; an infinite reward is an error.
     for (std::size_t k = 0; k < k_count; ++k) {
@@ -329,8 +357,7 @@ class RewardScorer {
     }
     scores.metrics["reward"] = detail::nanmean(weighted);
     scores.metrics["reward_std"] = detail::nanstd(weighted);
-    std::lock_guard<std::mutex> lock(sink.mutex);
-    for (const auto& [name, entry] : sink.sums) scores.metrics[name] = entry.first / static_cast<double>(entry.second);
+    for (const auto& [name, mean] : sink.means()) scores.metrics[name] = mean;
   }
 
   static void add_all_none_warning(RewardScores& scores, const RewardInputs& inputs) {
@@ -354,7 +381,7 @@ class RewardScorer {
 
   std::vector<RewardFunction> functions_;
   ScoringOptions options_;
-  std::unique_ptr<detail::ThreadPool> pool_;
+  std::unique_ptr<detail::ThreadPool> pool_;  // null unless options_.parallel
 };
 
 }  // namespace grpo

@@ -24,47 +24,43 @@ namespace grpo {
 /// Learning-rate schedule after warmup, spelled as Hugging Face's `lr_scheduler_type`.
 enum class LrSchedulerType { constant, linear, cosine };
 
+namespace detail {
+// "grpo_output", from a noexcept function: with an initializer that cannot throw, `GRPOConfig c{}` (aggregate
+// initialization of a struct with bases) has no exception path that destroys the bases, which is where g++ 12 at
+// -O3 reports a false -Wmaybe-uninitialized in the caller's code. The text fits every std::string's small buffer.
+inline std::string default_output_dir() noexcept { return "grpo_output"; }
+}  // namespace detail
+
 /// Options of a GRPO run. Defaults are TRL's GRPOConfig defaults unless a comment says otherwise.
-struct GRPOConfig {
-  // ---- generation ----
-  /// G: completions sampled per prompt (>= 2); each prompt's G rows are consecutive.
-  int num_generations = 8;
+///
+/// The kernel's knobs are not copied but inherited, so the config and the kernel cannot drift; loss_options() and
+/// advantage_options() are these base slices, and a GRPOConfig can be passed where either is expected. Inherited
+/// fields, with what they also mean to the trainer:
+/// - from AdvantageOptions: `num_generations` (G: completions sampled per prompt, >= 2; each prompt's G rows are
+///   consecutive), `scale_rewards`, `aggregation` (TRL's `multi_objective_aggregation`), `weights` (TRL's
+///   `reward_weights`: one per reward function, empty means all ones);
+/// - from LossOptions: `loss_type`, `epsilon`, `epsilon_high`, `delta`, `beta` (0 also means no reference model is
+///   loaded), `importance_sampling_level`, `max_completion_length` (also the most tokens generated per prompt),
+///   `sapo_temperature_pos`, `sapo_temperature_neg`, `use_bias_correction_kl`.
+/// Their defaults are the same as TRL's GRPOConfig's.
+struct GRPOConfig : LossOptions, AdvantageOptions {
+  // ---- generation (num_generations and max_completion_length are inherited) ----
   /// Prompt tokens kept; longer prompts are truncated from the left (their end is kept).
   int64_t max_prompt_length = 512;
-  /// Maximum completion tokens generated per prompt; also the dr_grpo normaliser.
-  int64_t max_completion_length = 512;
   /// Sampling temperature (> 0); also divides the logits of every log-prob computation (grpo-math.md §2).
   double temperature = 1.0;
   /// Nucleus sampling mass in (0, 1]; 1 disables it.
   double top_p = 1.0;
   /// Keep only the top_k most likely tokens; 0 disables it.
-  int top_k = 0;
+  int64_t top_k = 0;
   /// Drop tokens whose probability is below min_p times the top token's, in [0, 1]; unset disables it.
   std::optional<double> min_p;
   /// Penalty (> 0) dividing the logits of tokens already present; 1 disables it.
   double repetition_penalty = 1.0;
 
-  // ---- algorithm / loss (grpo-math.md §3-§5) ----
-  /// KL coefficient against the reference model; 0 means no reference model is needed.
-  double beta = 0.0;
+  // ---- algorithm (grpo-math.md §3-§5; the loss and advantage knobs are inherited) ----
   /// mu: optimisation passes over each generation batch (old log-probs are computed when > 1).
   int num_iterations = 1;
-  /// Lower clip: the ratio is clipped at 1 - epsilon.
-  double epsilon = 0.2;
-  /// Upper clip 1 + epsilon_high (unset: epsilon); DAPO uses 0.28, cispo an absolute cap such as 5.0.
-  std::optional<double> epsilon_high;
-  /// Two-sided clip of the unclipped ratio (INTELLECT-2); must exceed 1 + epsilon_high. Unset: off.
-  std::optional<double> delta;
-  /// Per-token loss and aggregation variant.
-  LossType loss_type = LossType::dapo;
-  /// Token-level ratio, or one ratio per sequence (GSPO).
-  ImportanceSampling importance_sampling_level = ImportanceSampling::token;
-  /// Divisor of the centred rewards: group std, batch std or none (Dr. GRPO).
-  ScaleRewards scale_rewards = ScaleRewards::group;
-  /// How several reward functions combine (sum_then_normalize, or GDPO's normalize_then_sum).
-  RewardAggregation multi_objective_aggregation = RewardAggregation::sum_then_normalize;
-  /// One weight per reward function; empty means all ones.
-  std::vector<double> reward_weights;
   /// Rows that did not end with EOS get an all-zero completion mask (DAPO overlong filtering).
   bool mask_truncated_completions = false;
   /// TR-DPO: mix the policy into the reference model every ref_model_sync_steps steps (needs beta != 0).
@@ -73,12 +69,6 @@ struct GRPOConfig {
   double ref_model_mixup_alpha = 0.6;
   /// Optimizer steps between reference-model syncs.
   int64_t ref_model_sync_steps = 512;
-  /// Multiply the k3 KL by the importance ratio.
-  bool use_bias_correction_kl = false;
-  /// sapo temperature for positive advantages.
-  double sapo_temperature_pos = 1.0;
-  /// sapo temperature for non-positive advantages.
-  double sapo_temperature_neg = 1.05;
 
   // ---- optimizer and schedule (AdamW) ----
   /// Peak learning rate (TRL overrides Hugging Face's 5e-5 with 1e-6).
@@ -136,9 +126,54 @@ struct GRPOConfig {
   /// Optimizer steps between evaluations when the trainer has an eval dataset; unset means logging_steps.
   std::optional<int64_t> eval_steps;
   /// Directory of metrics.jsonl, completions.jsonl, the chart, the config and checkpoints.
-  std::string output_dir = "grpo_output";
+  std::string output_dir = detail::default_output_dir();
   /// Append every completion with its rewards and advantage to completions.jsonl (TRL's default is false).
   bool log_completions = true;
+
+  /// Calls visit(json_key, member) for every field, the inherited ones first (through the bases' own lists, so
+  /// a knob added to LossOptions or AdvantageOptions reaches the config's JSON by itself); keys are TRL's option
+  /// names. The one list from which to_json and from_json are generated.
+  template <class Self, class Visit>
+  static void visit_fields(Self& self, Visit&& visit) {
+    LossOptions::visit_fields(self, visit);
+    AdvantageOptions::visit_fields(self, visit);
+    visit("max_prompt_length", self.max_prompt_length);
+    visit("temperature", self.temperature);
+    visit("top_p", self.top_p);
+    visit("top_k", self.top_k);
+    visit("min_p", self.min_p);
+    visit("repetition_penalty", self.repetition_penalty);
+    visit("num_iterations", self.num_iterations);
+    visit("mask_truncated_completions", self.mask_truncated_completions);
+    visit("sync_ref_model", self.sync_ref_model);
+    visit("ref_model_mixup_alpha", self.ref_model_mixup_alpha);
+    visit("ref_model_sync_steps", self.ref_model_sync_steps);
+    visit("learning_rate", self.learning_rate);
+    visit("adam_beta1", self.adam_beta1);
+    visit("adam_beta2", self.adam_beta2);
+    visit("adam_epsilon", self.adam_epsilon);
+    visit("weight_decay", self.weight_decay);
+    visit("lr_scheduler_type", self.lr_scheduler_type);
+    visit("warmup_steps", self.warmup_steps);
+    visit("warmup_ratio", self.warmup_ratio);
+    visit("max_grad_norm", self.max_grad_norm);
+    visit("per_device_train_batch_size", self.per_device_train_batch_size);
+    visit("gradient_accumulation_steps", self.gradient_accumulation_steps);
+    visit("steps_per_generation", self.steps_per_generation);
+    visit("num_processes", self.num_processes);
+    visit("shuffle_dataset", self.shuffle_dataset);
+    visit("max_steps", self.max_steps);
+    visit("num_train_epochs", self.num_train_epochs);
+    visit("seed", self.seed);
+    visit("dynamic_sampling", self.dynamic_sampling);
+    visit("max_dynamic_sampling_retries", self.max_dynamic_sampling_retries);
+    visit("logging_steps", self.logging_steps);
+    visit("save_steps", self.save_steps);
+    visit("save_total_limit", self.save_total_limit);
+    visit("eval_steps", self.eval_steps);
+    visit("output_dir", self.output_dir);
+    visit("log_completions", self.log_completions);
+  }
 
   /// Micro-batches per generation batch: steps_per_generation, or gradient_accumulation_steps when unset.
   int effective_steps_per_generation() const { return steps_per_generation.value_or(gradient_accumulation_steps); }
@@ -155,33 +190,16 @@ struct GRPOConfig {
   /// Evaluation interval in optimizer steps (eval_steps, or logging_steps when unset).
   int64_t effective_eval_steps() const { return eval_steps.value_or(logging_steps); }
 
-  /// The policy-loss options these settings imply (for grpo::policy_loss).
-  LossOptions loss_options() const {
-    LossOptions o;
-    o.loss_type = loss_type;
-    o.epsilon = epsilon;
-    o.epsilon_high = epsilon_high;
-    o.delta = delta;
-    o.beta = beta;
-    o.importance_sampling_level = importance_sampling_level;
-    o.max_completion_length = max_completion_length;
-    o.sapo_temperature_pos = sapo_temperature_pos;
-    o.sapo_temperature_neg = sapo_temperature_neg;
-    o.use_bias_correction_kl = use_bias_correction_kl;
-    return o;
-  }
+  /// The policy-loss options of this run (for grpo::policy_loss): the LossOptions base, not a copy.
+  const LossOptions& loss_options() const { return *this; }
+  LossOptions& loss_options() { return *this; }
 
-  /// The advantage options these settings imply (for grpo::compute_advantages).
-  AdvantageOptions advantage_options() const {
-    AdvantageOptions o;
-    o.num_generations = num_generations;
-    o.scale_rewards = scale_rewards;
-    o.aggregation = multi_objective_aggregation;
-    o.weights = reward_weights;
-    return o;
-  }
+  /// The advantage options of this run (for grpo::compute_advantages): the AdvantageOptions base, not a copy.
+  const AdvantageOptions& advantage_options() const { return *this; }
+  AdvantageOptions& advantage_options() { return *this; }
 
-  /// Throws std::invalid_argument naming the first bad field, its value and how to fix it.
+  /// Throws std::invalid_argument naming the first bad field, its value and how to fix it. Checks every field,
+  /// the inherited loss options included (LossOptions::validate, which this hides, is called from here).
   void validate() const;
 };
 
@@ -261,9 +279,10 @@ inline void GRPOConfig::validate() const {
     config_error("ref_model_mixup_alpha must be in [0, 1], got " + format_number(ref_model_mixup_alpha));
   }
   positive("ref_model_sync_steps", ref_model_sync_steps);
-  for (std::size_t k = 0; k < reward_weights.size(); ++k) {
-    if (!std::isfinite(reward_weights[k])) {
-      config_error("reward_weights[" + std::to_string(k) + "] must be finite, got " + format_number(reward_weights[k]));
+  // Named by the JSON key (TRL's reward_weights), which is what a config file holds.
+  for (std::size_t k = 0; k < weights.size(); ++k) {
+    if (!std::isfinite(weights[k])) {
+      config_error("reward_weights[" + std::to_string(k) + "] must be finite, got " + format_number(weights[k]));
     }
   }
   if (!(learning_rate >= 0) || !std::isfinite(learning_rate)) {
@@ -307,120 +326,13 @@ inline void GRPOConfig::validate() const {
   }
 }
 
-// JSON keys are TRL's option names; every field is written, null for unset optionals.
-inline void to_json(nlohmann::json& j, const GRPOConfig& c) {
-  j = nlohmann::json::object();
-  j["num_generations"] = c.num_generations;
-  j["max_prompt_length"] = c.max_prompt_length;
-  j["max_completion_length"] = c.max_completion_length;
-  j["temperature"] = c.temperature;
-  j["top_p"] = c.top_p;
-  j["top_k"] = c.top_k;
-  j["min_p"] = detail::optional_to_json(c.min_p);
-  j["repetition_penalty"] = c.repetition_penalty;
-  j["beta"] = c.beta;
-  j["num_iterations"] = c.num_iterations;
-  j["epsilon"] = c.epsilon;
-  j["epsilon_high"] = detail::optional_to_json(c.epsilon_high);
-  j["delta"] = detail::optional_to_json(c.delta);
-  j["loss_type"] = c.loss_type;
-  j["importance_sampling_level"] = c.importance_sampling_level;
-  j["scale_rewards"] = c.scale_rewards;
-  j["multi_objective_aggregation"] = c.multi_objective_aggregation;
-  j["reward_weights"] = c.reward_weights;
-  j["mask_truncated_completions"] = c.mask_truncated_completions;
-  j["sync_ref_model"] = c.sync_ref_model;
-  j["ref_model_mixup_alpha"] = c.ref_model_mixup_alpha;
-  j["ref_model_sync_steps"] = c.ref_model_sync_steps;
-  j["use_bias_correction_kl"] = c.use_bias_correction_kl;
-  j["sapo_temperature_pos"] = c.sapo_temperature_pos;
-  j["sapo_temperature_neg"] = c.sapo_temperature_neg;
-  j["learning_rate"] = c.learning_rate;
-  j["adam_beta1"] = c.adam_beta1;
-  j["adam_beta2"] = c.adam_beta2;
-  j["adam_epsilon"] = c.adam_epsilon;
-  j["weight_decay"] = c.weight_decay;
-  j["lr_scheduler_type"] = c.lr_scheduler_type;
-  j["warmup_steps"] = c.warmup_steps;
-  j["warmup_ratio"] = c.warmup_ratio;
-  j["max_grad_norm"] = c.max_grad_norm;
-  j["per_device_train_batch_size"] = c.per_device_train_batch_size;
-  j["gradient_accumulation_steps"] = c.gradient_accumulation_steps;
-  j["steps_per_generation"] = detail::optional_to_json(c.steps_per_generation);
-  j["num_processes"] = c.num_processes;
-  j["shuffle_dataset"] = c.shuffle_dataset;
-  j["max_steps"] = c.max_steps;
-  j["num_train_epochs"] = c.num_train_epochs;
-  j["seed"] = c.seed;
-  j["dynamic_sampling"] = c.dynamic_sampling;
-  j["max_dynamic_sampling_retries"] = c.max_dynamic_sampling_retries;
-  j["logging_steps"] = c.logging_steps;
-  j["save_steps"] = c.save_steps;
-  j["save_total_limit"] = detail::optional_to_json(c.save_total_limit);
-  j["eval_steps"] = detail::optional_to_json(c.eval_steps);
-  j["output_dir"] = c.output_dir;
-  j["log_completions"] = c.log_completions;
-}
+// JSON keys are TRL's option names (the list is GRPOConfig::visit_fields); every field is written, null for unset
+// optionals, enums as TRL's strings.
+inline void to_json(nlohmann::json& j, const GRPOConfig& c) { detail::write_fields(j, c); }
 
-// Missing keys keep their defaults; an unknown key or a wrong type is an error naming it. Call validate() after.
-inline void from_json(const nlohmann::json& j, GRPOConfig& c) {
-  detail::JsonFields f(j, "GRPOConfig");
-  f.read("num_generations", c.num_generations);
-  f.read("max_prompt_length", c.max_prompt_length);
-  f.read("max_completion_length", c.max_completion_length);
-  f.read("temperature", c.temperature);
-  f.read("top_p", c.top_p);
-  f.read("top_k", c.top_k);
-  f.read("min_p", c.min_p);
-  f.read("repetition_penalty", c.repetition_penalty);
-  f.read("beta", c.beta);
-  f.read("num_iterations", c.num_iterations);
-  f.read("epsilon", c.epsilon);
-  f.read("epsilon_high", c.epsilon_high);
-  f.read("delta", c.delta);
-  f.read("loss_type", c.loss_type);
-  f.read("importance_sampling_level", c.importance_sampling_level);
-  f.read("scale_rewards", c.scale_rewards);
-  f.read("multi_objective_aggregation", c.multi_objective_aggregation);
-  f.read("reward_weights", c.reward_weights);
-  f.read("mask_truncated_completions", c.mask_truncated_completions);
-  f.read("sync_ref_model", c.sync_ref_model);
-  f.read("ref_model_mixup_alpha", c.ref_model_mixup_alpha);
-  f.read("ref_model_sync_steps", c.ref_model_sync_steps);
-  f.read("use_bias_correction_kl", c.use_bias_correction_kl);
-  f.read("sapo_temperature_pos", c.sapo_temperature_pos);
-  f.read("sapo_temperature_neg", c.sapo_temperature_neg);
-  f.read("learning_rate", c.learning_rate);
-  f.read("adam_beta1", c.adam_beta1);
-  f.read("adam_beta2", c.adam_beta2);
-  f.read("adam_epsilon", c.adam_epsilon);
-  f.read("weight_decay", c.weight_decay);
-  f.read("lr_scheduler_type", c.lr_scheduler_type);
-  f.read("warmup_steps", c.warmup_steps);
-  f.read("warmup_ratio", c.warmup_ratio);
-  f.read("max_grad_norm", c.max_grad_norm);
-  f.read("per_device_train_batch_size", c.per_device_train_batch_size);
-  f.read("gradient_accumulation_steps", c.gradient_accumulation_steps);
-  f.read("steps_per_generation", c.steps_per_generation);
-  f.read("num_processes", c.num_processes);
-  f.read("shuffle_dataset", c.shuffle_dataset);
-  f.read("max_steps", c.max_steps);
-  f.read("num_train_epochs", c.num_train_epochs);
-  if (const auto seed = j.find("seed");
-      seed != j.end() && seed->is_number_integer() && !seed->is_number_unsigned() && seed->get<int64_t>() < 0) {
-    throw std::invalid_argument("GRPOConfig: field \"seed\" must be a non-negative integer, got " + seed->dump());
-  }
-  f.read("seed", c.seed);
-  f.read("dynamic_sampling", c.dynamic_sampling);
-  f.read("max_dynamic_sampling_retries", c.max_dynamic_sampling_retries);
-  f.read("logging_steps", c.logging_steps);
-  f.read("save_steps", c.save_steps);
-  f.read("save_total_limit", c.save_total_limit);
-  f.read("eval_steps", c.eval_steps);
-  f.read("output_dir", c.output_dir);
-  f.read("log_completions", c.log_completions);
-  f.finish();
-}
+// Missing keys keep their defaults; an unknown key or a wrong type (0.1 or true for an integer, a negative seed,
+// a number for a string, ...) is an error naming the key and the value. Call validate() after.
+inline void from_json(const nlohmann::json& j, GRPOConfig& c) { detail::read_fields(j, c, "GRPOConfig"); }
 
 /// Reads a GRPOConfig from a JSON file (strict keys) and validates it; errors name the file.
 inline GRPOConfig load_config(const std::string& path) {

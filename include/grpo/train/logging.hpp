@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "grpo/detail/atomic_file.hpp"
+
 namespace grpo {
 
 /// One logged record: the optimizer step and its averaged metrics (NaN = no value).
@@ -65,16 +67,11 @@ inline std::string printf_string(const char* format, double value) {
 
 }  // namespace detail
 
-/// Accumulates metrics over the micro-steps of a logging window, averages them with NaN values dropped, and
-/// appends one record per logged step to metrics.jsonl: {"step": s, "epoch": e, "<metric>": value or null, ...}.
-class MetricsLog {
+/// Averages metrics over the micro-steps of a logging window, NaN values dropped (a metric not applicable to a
+/// micro-step), as TRL does.
+class MetricAverager {
  public:
-  /// With an empty path nothing is written to disk (history() is still kept, e.g. for the chart).
-  explicit MetricsLog(const std::string& metrics_jsonl_path = "") {
-    if (!metrics_jsonl_path.empty()) file_ = detail::JsonlAppender(metrics_jsonl_path);
-  }
-
-  /// Adds one value of `name`; NaN values are dropped (a metric not applicable to this micro-step).
+  /// Adds one value of `name`; a NaN is dropped.
   void add(const std::string& name, double value) {
     auto& acc = pending_[name];
     if (!std::isnan(value)) {
@@ -82,12 +79,11 @@ class MetricsLog {
       acc.second += 1;
     }
   }
-  /// Adds every metric of one micro-step (the map of LossResult::metrics, reward metrics, ...).
+  /// Adds every metric of a map (the loss's metrics, the rollout's, ...).
   void add(const std::map<std::string, double>& metrics) {
     for (const auto& [name, value] : metrics) add(name, value);
   }
-
-  /// Mean of each metric over the values added since the last flush (NaN when all its values were NaN).
+  /// Mean of each metric over the values added since the last take (NaN when all its values were NaN).
   std::map<std::string, double> averages() const {
     std::map<std::string, double> out;
     for (const auto& [name, acc] : pending_) {
@@ -95,14 +91,101 @@ class MetricsLog {
     }
     return out;
   }
-
-  /// Averages the pending metrics, merges `extra` (e.g. learning_rate, step_time; it wins on equal names),
-  /// writes the record, clears the pending values and returns the record's metrics.
-  std::map<std::string, double> flush(int64_t step, double epoch, const std::map<std::string, double>& extra = {}) {
+  /// The averages, merged with `extra` (which wins on equal names); then starts a new window.
+  std::map<std::string, double> take(const std::map<std::string, double>& extra = {}) {
     std::map<std::string, double> metrics = averages();
     for (const auto& [name, value] : extra) metrics[name] = value;
-    write(step, epoch, metrics);
     pending_.clear();
+    return metrics;
+  }
+  /// Whether nothing was added since the last take.
+  bool empty() const { return pending_.empty(); }
+
+ private:
+  std::map<std::string, std::pair<double, int64_t>> pending_;  // name -> (sum, count) of non-NaN values
+};
+
+namespace detail {
+
+// The JSON lines of `path` (none when it does not exist), each parsed; a line that is not JSON is an error naming
+// the file and the line.
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  if (!in) return out;
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    try {
+      out.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::parse_error& e) {
+      throw std::runtime_error("grpo: " + path + ":" + std::to_string(number) + " is not a JSON line: " + e.what());
+    }
+  }
+  return out;
+}
+
+}  // namespace detail
+
+/// Keeps the records of a JSONL log (metrics.jsonl, completions.jsonl) whose "step" is at most `last_step` and
+/// rewrites the file atomically: a run resumed from the checkpoint of `last_step` then appends the steps it runs
+/// again without duplicating them. Returns the kept records; a missing file stays missing.
+inline std::vector<nlohmann::json> truncate_jsonl_after_step(const std::string& path, int64_t last_step) {
+  std::vector<nlohmann::json> kept;
+  bool dropped = false;
+  for (auto& record : detail::read_jsonl(path)) {
+    const auto step = record.find("step");
+    if (step != record.end() && step->is_number() && step->get<int64_t>() > last_step) {
+      dropped = true;
+    } else {
+      kept.push_back(std::move(record));
+    }
+  }
+  if (dropped) {
+    std::string text;
+    for (const auto& record : kept) text += record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    detail::atomic_write_file(path, text);
+  }
+  return kept;
+}
+
+/// The metric records of a metrics.jsonl (null values read back as NaN), e.g. to redraw a chart after a resume.
+inline std::vector<MetricRecord> metric_records(const std::vector<nlohmann::json>& lines) {
+  std::vector<MetricRecord> out;
+  for (const auto& line : lines) {
+    MetricRecord r;
+    r.step = line.value("step", int64_t{0});
+    r.epoch = line.value("epoch", 0.0);
+    for (const auto& item : line.items()) {
+      if (item.key() == "step" || item.key() == "epoch") continue;
+      r.metrics[item.key()] = item.value().is_number() ? item.value().get<double>() : std::nan("");
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+/// Appends one record per logged step to metrics.jsonl: {"step": s, "epoch": e, "<metric>": value or null, ...},
+/// and keeps them (history()); add()/flush() average a logging window's metrics before writing them.
+class MetricsLog {
+ public:
+  /// With an empty path nothing is written to disk (history() is still kept, e.g. for the chart).
+  explicit MetricsLog(const std::string& metrics_jsonl_path = "") {
+    if (!metrics_jsonl_path.empty()) file_ = detail::JsonlAppender(metrics_jsonl_path);
+  }
+
+  /// Adds one value of `name` to the current window; NaN values are dropped.
+  void add(const std::string& name, double value) { window_.add(name, value); }
+  /// Adds every metric of one micro-step.
+  void add(const std::map<std::string, double>& metrics) { window_.add(metrics); }
+  /// Mean of each metric over the current window.
+  std::map<std::string, double> averages() const { return window_.averages(); }
+
+  /// Averages the window, merges `extra` (it wins on equal names), writes the record, starts a new window and
+  /// returns the record's metrics.
+  std::map<std::string, double> flush(int64_t step, double epoch, const std::map<std::string, double>& extra = {}) {
+    auto metrics = window_.take(extra);
+    write(step, epoch, metrics);
     return metrics;
   }
 
@@ -125,7 +208,7 @@ class MetricsLog {
 
  private:
   detail::JsonlAppender file_;
-  std::map<std::string, std::pair<double, int64_t>> pending_;  // name -> (sum, count) of non-NaN values
+  MetricAverager window_;
   std::vector<MetricRecord> history_;
 };
 

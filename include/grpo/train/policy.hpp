@@ -138,6 +138,11 @@ class Policy {
   M& model() const { return *model_; }
   /// The wrapped model's shared handle.
   const std::shared_ptr<M>& model_ptr() const { return model_; }
+  /// The device of the model's parameters (CPU for a model without parameters): where its inputs go.
+  torch::Device device() const {
+    for (const auto& p : model_->parameters()) return p.device();
+    return torch::kCPU;
+  }
   /// The trainable parameters (for the optimizer).
   std::vector<torch::Tensor> parameters() const {
     std::vector<torch::Tensor> out;

@@ -1,5 +1,6 @@
 #pragma once
-// A built-in arithmetic task: prompts "a+b=" with the answer in a ground-truth column, for demos and tests.
+// The demo's arithmetic task: prompts "a+b=" with the answer in a ground-truth column. Example code (the
+// tests and benchmarks reuse it), not part of the library.
 
 #include <cstdint>
 #include <stdexcept>
@@ -8,9 +9,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "grpo/data/dataset.hpp"
+#include <grpo/data/dataset.hpp>
 
-namespace grpo {
+namespace grpo_examples {
+
+using grpo::Dataset;
 
 /// Which problems the arithmetic task contains.
 struct ArithmeticTask {
@@ -45,4 +48,4 @@ inline Dataset arithmetic_dataset(const ArithmeticTask& task = {}) {
   return Dataset::from_rows(std::move(rows));
 }
 
-}  // namespace grpo
+}  // namespace grpo_examples

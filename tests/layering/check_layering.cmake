@@ -1,0 +1,62 @@
+# Fails when a header under INCLUDE_DIR/grpo includes a header of a higher layer or of a sibling folder. The
+# layers, lowest first (DESIGN.md): detail <- core <- {rewards, models, data, tokenizers} <- generation <- train.
+# A folder's own subfolders (core/detail, rewards/builtin) belong to it; grpo/grpo.hpp (the umbrella) and
+# grpo/version.hpp stand outside the layers.
+#   cmake -DINCLUDE_DIR=<dir holding grpo/> -P check_layering.cmake
+cmake_minimum_required(VERSION 3.18)
+if(NOT INCLUDE_DIR)
+  message(FATAL_ERROR "check_layering.cmake: pass -DINCLUDE_DIR=<dir holding grpo/>")
+endif()
+
+set(rank_detail 0)
+set(rank_core 1)
+set(rank_rewards 2)
+set(rank_models 2)
+set(rank_data 2)
+set(rank_tokenizers 2)
+set(rank_generation 3)
+set(rank_train 4)
+
+# The top folder under grpo/ of a path relative to INCLUDE_DIR ("grpo/core/detail/x.hpp" -> "core"); empty for
+# files directly in grpo/.
+function(top_folder path out)
+  if(path MATCHES "^grpo/([^/]+)/")
+    set(${out} "${CMAKE_MATCH_1}" PARENT_SCOPE)
+  else()
+    set(${out} "" PARENT_SCOPE)
+  endif()
+endfunction()
+
+file(GLOB_RECURSE headers RELATIVE "${INCLUDE_DIR}" "${INCLUDE_DIR}/grpo/*.hpp")
+set(violations "")
+set(checked 0)
+foreach(header IN LISTS headers)
+  top_folder("${header}" from)
+  if(from STREQUAL "")
+    continue()
+  endif()
+  if(NOT DEFINED rank_${from})
+    string(APPEND violations "\n  ${header}: folder grpo/${from}/ has no layer (add it to check_layering.cmake)")
+    continue()
+  endif()
+  file(STRINGS "${INCLUDE_DIR}/${header}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*[\"<]grpo/")
+  foreach(line IN LISTS lines)
+    string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*[\"<]([^\">]+)[\">].*$" "\\1" included "${line}")
+    math(EXPR checked "${checked} + 1")
+    top_folder("${included}" to)
+    if(to STREQUAL from)
+      continue()
+    endif()
+    if(to STREQUAL "" OR NOT DEFINED rank_${to})
+      string(APPEND violations "\n  ${header} includes ${included}, which is outside the layers")
+    elseif(NOT rank_${to} LESS rank_${from})
+      string(APPEND violations "\n  ${header} (layer ${from}) includes ${included} (layer ${to}): only lower layers may be included")
+    endif()
+  endforeach()
+endforeach()
+
+if(violations)
+  message(FATAL_ERROR "upward or sideways includes:${violations}")
+endif()
+list(LENGTH headers header_count)
+message(STATUS "layering: ${header_count} headers, ${checked} grpo includes, all pointing down")

@@ -1,0 +1,2 @@
+#pragma once
+// The top layer (see core/bottom.hpp).
