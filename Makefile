@@ -20,7 +20,7 @@ TORCH_DIR_ARG = $(if $(TORCH_DIR),$(if $(wildcard $(TORCH_DIR)/TorchConfig.cmake
   -DTorch_DIR=$(TORCH_DIR_ABS) -DCaffe2_DIR=$(abspath $(TORCH_DIR_ABS)/../Caffe2),-DCMAKE_PREFIX_PATH=$(TORCH_DIR_ABS)),)
 TORCH_WHEEL_PYTHON = $(TORCH_WHEEL_VENV)/bin/python
 
-.PHONY: all deps configure build demo test test-torch-wheel bench clean check-fresh-debian
+.PHONY: all deps configure build demo test test-torch-wheel bench clean check-fresh-debian format format-check
 
 # Same as build.
 all: build
@@ -87,3 +87,16 @@ clean:
 DIST ?= bookworm
 check-fresh-debian:
 	bash .ci/check-fresh-debian.sh $(DIST) $(if $(KEEP),--keep,) $(if $(CHECK_CMD),--cmd "$(CHECK_CMD)",)
+
+# The C and C++ sources clang-format checks (the fixture tree of the layering test is left as it is).
+FORMAT_FILES = $(shell git ls-files '*.hpp' '*.cpp' | grep -v '^tests/layering/upward/')
+CLANG_FORMAT ?= clang-format
+
+# Reformats every source file in place with the repository's .clang-format.
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+# Fails when a source file differs from what clang-format would make of it (installs clang-format if missing).
+format-check:
+	GRPO_WITH_FORMAT=1 bash cmake/install-deps.sh
+	$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_FILES)

@@ -13,6 +13,10 @@ packages=(
 if [ "${GRPO_WITH_BENCH:-0}" = "1" ]; then
   packages+=(python3-torch)
 fi
+# Optional group for `make format-check`: GRPO_WITH_FORMAT=1 adds clang-format.
+if [ "${GRPO_WITH_FORMAT:-0}" = "1" ]; then
+  packages+=(clang-format)
+fi
 # Optional group for `make test-torch-wheel`: GRPO_WITH_VENV=1 adds what `python3 -m venv` needs on Debian.
 if [ "${GRPO_WITH_VENV:-0}" = "1" ]; then
   packages+=(python3 python3-venv)

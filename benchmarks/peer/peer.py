@@ -9,7 +9,7 @@ DIR is written by bench_peer_compare (benchmarks/peer_compare.cpp): inputs.safet
 ("<B>x<T>/logps|old_logps|advantages|mask"), the model's input ids and attention mask and the C++ logits;
 config.json + model.safetensors hold the model; run.json the shapes and counts. Prints one JSON object on stdout.
 
-(i)  TRL's policy loss (dapo, the default) written from grpo-math.md sections 3-6: forward, backward, clip metrics.
+(i)  TRL's policy loss (dapo, the default) written from docs/math.md sections 3-6: forward, backward, clip metrics.
 (ii) The built-in Llama model's forward with Hugging Face semantics (RMSNorm in float32, rotate_half RoPE with
      inv_freq = 1/theta^(arange(0,d,2)/d), grouped-query attention via repeat_kv, SwiGLU, tied embeddings, position
      ids = cumsum(attention_mask) - 1), and a plain greedy generate loop with and without a KV cache.
@@ -85,7 +85,7 @@ def time_it(fn, reps, warmup=1):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# (i) TRL's loss, grpo-math.md sections 3-6, loss_type dapo, token-level importance sampling, beta = 0.
+# (i) TRL's loss, docs/math.md sections 3-6, loss_type dapo, token-level importance sampling, beta = 0.
 
 
 def masked_batch_mean(x, mask):

@@ -1,4 +1,4 @@
-// compute_advantages against values worked out by hand from grpo-math.md §1.
+// compute_advantages against values worked out by hand from docs/math.md §1.
 #include <cmath>
 #include <limits>
 #include <string>

@@ -323,11 +323,11 @@ TEST_CASE("GRPOConfig JSON is strict about types and names the field and the val
   };
   for (const auto& test : cases) {
     INFO(test.json);
-    CHECK(config_json_error(test.json) == std::string("GRPOConfig: field ") + test.message);
+    CHECK(config_json_error(test.json) == std::string("grpo::GRPOConfig: field ") + test.message);
   }
   // The example of the README's promise, in full.
   CHECK(config_json_error(R"({"warmup_steps": 0.1})") ==
-        "GRPOConfig: field \"warmup_steps\" must be an integer, got 0.1");
+        "grpo::GRPOConfig: field \"warmup_steps\" must be an integer, got 0.1");
 
   // Accepted: an exactly integral number for an integer field (what JSON writers produce for computed values),
   // an integer for a floating field, the whole uint64 range for the seed, null for an optional.

@@ -41,7 +41,7 @@ TEST_CASE("JSONL errors name the file and the line", "[dataset]") {
   grpo_test::ScopedTempDir dir;
   const std::string malformed = dir.write("bad.jsonl", "{\"prompt\": \"a\"}\n\n{\"prompt\": \"b\",}\n");
   const std::string message = dataset_error(malformed);
-  CHECK_THAT(message, StartsWith(malformed + ":3: invalid JSON"));
+  CHECK_THAT(message, StartsWith("grpo::load_jsonl: " + malformed + ":3: invalid JSON"));
   CHECK_THAT(message, Contains("syntax error"));  // the parser's own words
 
   CHECK_THAT(dataset_error(dir.write("noprompt.jsonl", "{\"prompt\": \"a\"}\n{\"question\": \"b\"}\n")),

@@ -119,35 +119,37 @@ TEST_CASE("kernel option JSON holds exactly TRL's option names", "[options]") {
   CHECK(defaults.at("epsilon_high").is_null());  // unset optionals are written as null
   CHECK(defaults.at("delta").is_null());
   nlohmann::json twice;
-  CHECK_THROWS_AS(grpo::detail::write_fields(twice, grpo_options_json_test::TwiceNamed{}), std::logic_error);
+  CHECK_THROWS_AS(grpo::detail::write_fields(twice, grpo_options_json_test::TwiceNamed{}, "TwiceNamed"),
+                  std::logic_error);
 }
 
 TEST_CASE("kernel option JSON rejects fractional, boolean, negative and string values naming the field", "[options]") {
   using grpo_options_json_test::json_error;
   CHECK(json_error<grpo::LossOptions>(R"({"max_completion_length": 0.5})") ==
-        "LossOptions: field \"max_completion_length\" must be an integer, got 0.5");
+        "grpo::LossOptions: field \"max_completion_length\" must be an integer, got 0.5");
   CHECK(json_error<grpo::LossOptions>(R"({"max_completion_length": false})") ==
-        "LossOptions: field \"max_completion_length\" must be an integer, got false");
+        "grpo::LossOptions: field \"max_completion_length\" must be an integer, got false");
   CHECK(json_error<grpo::LossOptions>(R"({"use_bias_correction_kl": 1})") ==
-        "LossOptions: field \"use_bias_correction_kl\" must be true or false, got 1");
+        "grpo::LossOptions: field \"use_bias_correction_kl\" must be true or false, got 1");
   CHECK(json_error<grpo::LossOptions>(R"({"epsilon": true})") ==
-        "LossOptions: field \"epsilon\" must be a number, got true");
+        "grpo::LossOptions: field \"epsilon\" must be a number, got true");
   CHECK(json_error<grpo::LossOptions>(R"({"epsilon_high": "0.28"})") ==
-        "LossOptions: field \"epsilon_high\" must be a number, got \"0.28\"");
+        "grpo::LossOptions: field \"epsilon_high\" must be a number, got \"0.28\"");
   CHECK(json_error<grpo::LossOptions>(R"({"importance_sampling_level": 1})") ==
-        "LossOptions: field \"importance_sampling_level\" must be a string, got 1");
+        "grpo::LossOptions: field \"importance_sampling_level\" must be a string, got 1");
   CHECK(json_error<grpo::AdvantageOptions>(R"({"num_generations": 2.5})") ==
-        "AdvantageOptions: field \"num_generations\" must be an integer, got 2.5");
+        "grpo::AdvantageOptions: field \"num_generations\" must be an integer, got 2.5");
   CHECK(json_error<grpo::AdvantageOptions>(R"({"num_generations": true})") ==
-        "AdvantageOptions: field \"num_generations\" must be an integer, got true");
+        "grpo::AdvantageOptions: field \"num_generations\" must be an integer, got true");
   CHECK(json_error<grpo::AdvantageOptions>(R"({"num_generations": -3000000000})") ==
-        "AdvantageOptions: field \"num_generations\" must be an integer in [-2147483648, 2147483647], got "
+        "grpo::AdvantageOptions: field \"num_generations\" must be an integer in [-2147483648, 2147483647], got "
         "-3000000000");
   CHECK(json_error<grpo::AdvantageOptions>(R"({"reward_weights": [0.5, true]})") ==
-        "AdvantageOptions: field \"reward_weights[1]\" must be a number, got true");
+        "grpo::AdvantageOptions: field \"reward_weights[1]\" must be a number, got true");
   CHECK(json_error<grpo::AdvantageOptions>(R"({"multi_objective_aggregation": 0})") ==
-        "AdvantageOptions: field \"multi_objective_aggregation\" must be a string, got 0");
-  CHECK(json_error<grpo::AdvantageOptions>(R"([1, 2])") == "AdvantageOptions: expected a JSON object, got array");
+        "grpo::AdvantageOptions: field \"multi_objective_aggregation\" must be a string, got 0");
+  CHECK(json_error<grpo::AdvantageOptions>(R"([1, 2])") ==
+        "grpo::AdvantageOptions: expected a JSON object, got array");
 
   // An exactly integral number is an integer; an integer is a number.
   const auto o = nlohmann::json::parse(R"({"max_completion_length": 256.0, "epsilon": 0, "delta": 2})")

@@ -1,13 +1,15 @@
 # Fails when a header under INCLUDE_DIR/grpo includes a header of a higher layer or of a sibling folder. The
-# layers, lowest first (DESIGN.md): detail <- core <- {rewards, models, data, tokenizers} <- generation <- train.
-# A folder's own subfolders (core/detail, rewards/builtin) belong to it; grpo/grpo.hpp (the umbrella) and
-# grpo/version.hpp stand outside the layers.
+# layers, lowest first (DESIGN.md): error <- detail <- core <- {rewards, models, data, tokenizers} <- generation <-
+# train, where "error" is the single header grpo/error.hpp (the exception types, included by every header that
+# throws; it may include no grpo header). A folder's own subfolders (core/detail, rewards/builtin) belong to it;
+# grpo/grpo.hpp (the umbrella) and grpo/version.hpp stand outside the layers: no layered header may include them.
 #   cmake -DINCLUDE_DIR=<dir holding grpo/> -P check_layering.cmake
 cmake_minimum_required(VERSION 3.18)
 if(NOT INCLUDE_DIR)
   message(FATAL_ERROR "check_layering.cmake: pass -DINCLUDE_DIR=<dir holding grpo/>")
 endif()
 
+set(rank_error -1)
 set(rank_detail 0)
 set(rank_core 1)
 set(rank_rewards 2)
@@ -17,11 +19,13 @@ set(rank_tokenizers 2)
 set(rank_generation 3)
 set(rank_train 4)
 
-# The top folder under grpo/ of a path relative to INCLUDE_DIR ("grpo/core/detail/x.hpp" -> "core"); empty for
-# files directly in grpo/.
-function(top_folder path out)
+# The layer of a path relative to INCLUDE_DIR: its top folder under grpo/ ("grpo/core/detail/x.hpp" -> "core"),
+# "error" for grpo/error.hpp, empty for the other files directly in grpo/ (outside the layers).
+function(layer_of path out)
   if(path MATCHES "^grpo/([^/]+)/")
     set(${out} "${CMAKE_MATCH_1}" PARENT_SCOPE)
+  elseif(path STREQUAL "grpo/error.hpp")
+    set(${out} "error" PARENT_SCOPE)
   else()
     set(${out} "" PARENT_SCOPE)
   endif()
@@ -31,7 +35,7 @@ file(GLOB_RECURSE headers RELATIVE "${INCLUDE_DIR}" "${INCLUDE_DIR}/grpo/*.hpp")
 set(violations "")
 set(checked 0)
 foreach(header IN LISTS headers)
-  top_folder("${header}" from)
+  layer_of("${header}" from)
   if(from STREQUAL "")
     continue()
   endif()
@@ -43,7 +47,7 @@ foreach(header IN LISTS headers)
   foreach(line IN LISTS lines)
     string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*[\"<]([^\">]+)[\">].*$" "\\1" included "${line}")
     math(EXPR checked "${checked} + 1")
-    top_folder("${included}" to)
+    layer_of("${included}" to)
     if(to STREQUAL from)
       continue()
     endif()

@@ -1,4 +1,4 @@
-// policy_loss against values worked out by hand (grpo-math.md §3-§6) on the small batch of loss_fixtures.hpp,
+// policy_loss against values worked out by hand (docs/math.md §3-§6) on the small batch of loss_fixtures.hpp,
 // in float32 and float64.
 #include <cmath>
 

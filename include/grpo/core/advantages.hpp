@@ -1,9 +1,8 @@
 #pragma once
-// Group-relative advantages from an N x K reward matrix (grpo-math.md §1). Torch-free: Eigen only.
+// Group-relative advantages from an N x K reward matrix (docs/math.md §1). Torch-free: Eigen only.
 
 #include <array>
 #include <cmath>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +12,7 @@
 
 #include "grpo/detail/json_fields.hpp"
 #include "grpo/detail/nan_stats.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -68,56 +68,63 @@ inline constexpr std::array<std::pair<RewardAggregation, const char*>, 2> reward
 inline constexpr double advantage_std_epsilon = 1e-4;
 }  // namespace detail
 
-inline const char* to_string(ScaleRewards v) { return detail::enum_to_string(detail::scale_rewards_names, v); }
+inline const char* to_string(ScaleRewards v) {
+  return detail::enum_to_string(detail::scale_rewards_names, v, "grpo::ScaleRewards");
+}
 inline const char* to_string(RewardAggregation v) {
-  return detail::enum_to_string(detail::reward_aggregation_names, v);
+  return detail::enum_to_string(detail::reward_aggregation_names, v, "grpo::RewardAggregation");
 }
 inline void to_json(nlohmann::json& j, ScaleRewards v) { j = to_string(v); }
 inline void from_json(const nlohmann::json& j, ScaleRewards& v) {
-  v = detail::enum_from_string(detail::scale_rewards_names, j.get<std::string>(), "scale_rewards");
+  v = detail::enum_from_string(detail::scale_rewards_names, j.get<std::string>(), "grpo::ScaleRewards",
+                               "scale_rewards");
 }
 inline void to_json(nlohmann::json& j, RewardAggregation v) { j = to_string(v); }
 inline void from_json(const nlohmann::json& j, RewardAggregation& v) {
-  v = detail::enum_from_string(detail::reward_aggregation_names, j.get<std::string>(),
+  v = detail::enum_from_string(detail::reward_aggregation_names, j.get<std::string>(), "grpo::RewardAggregation",
                                "multi_objective_aggregation");
 }
 
 // JSON keys are TRL's option names (the list is AdvantageOptions::visit_fields); unknown keys and wrong types are
 // errors.
-inline void to_json(nlohmann::json& j, const AdvantageOptions& o) { detail::write_fields(j, o); }
-inline void from_json(const nlohmann::json& j, AdvantageOptions& o) { detail::read_fields(j, o, "AdvantageOptions"); }
+inline void to_json(nlohmann::json& j, const AdvantageOptions& o) {
+  detail::write_fields(j, o, "grpo::AdvantageOptions");
+}
+inline void from_json(const nlohmann::json& j, AdvantageOptions& o) {
+  detail::read_fields(j, o, "grpo::AdvantageOptions");
+}
 
 namespace detail {
 
 inline void validate_advantage_inputs(const Eigen::MatrixXd& rewards_per_func, const AdvantageOptions& options) {
   const std::string where = "grpo::compute_advantages: ";
   if (options.num_generations < 1) {
-    throw std::invalid_argument(where + "num_generations must be >= 1, got " +
-                                std::to_string(options.num_generations));
+    throw InvalidArgument(where + "num_generations must be >= 1, got " +
+                          std::to_string(options.num_generations));
   }
   const auto n = rewards_per_func.rows();
   const auto k = rewards_per_func.cols();
   if (n % options.num_generations != 0) {
-    throw std::invalid_argument(where + "rewards_per_func has N = " + std::to_string(n) +
-                                " rows, which is not divisible by num_generations = " +
-                                std::to_string(options.num_generations) +
-                                " (each prompt's completions must form a full group)");
+    throw InvalidArgument(where + "rewards_per_func has N = " + std::to_string(n) +
+                          " rows, which is not divisible by num_generations = " +
+                          std::to_string(options.num_generations) +
+                          " (each prompt's completions must form a full group)");
   }
   if (!options.weights.empty() && static_cast<Eigen::Index>(options.weights.size()) != k) {
-    throw std::invalid_argument(where + "weights has " + std::to_string(options.weights.size()) +
-                                " entries but rewards_per_func has K = " + std::to_string(k) +
-                                " columns (one weight per reward function)");
+    throw InvalidArgument(where + "weights has " + std::to_string(options.weights.size()) +
+                          " entries but rewards_per_func has K = " + std::to_string(k) +
+                          " columns (one weight per reward function)");
   }
   for (std::size_t w = 0; w < options.weights.size(); ++w) {
     if (!std::isfinite(options.weights[w])) {
-      throw std::invalid_argument(where + "weights[" + std::to_string(w) + "] is not finite");
+      throw InvalidArgument(where + "weights[" + std::to_string(w) + "] is not finite");
     }
   }
   for (Eigen::Index i = 0; i < n; ++i) {
     for (Eigen::Index c = 0; c < k; ++c) {
       if (std::isinf(rewards_per_func(i, c))) {
-        throw std::invalid_argument(where + "rewards_per_func(" + std::to_string(i) + ", " + std::to_string(c) +
-                                    ") is infinite; use NaN for \"none\"");
+        throw InvalidArgument(where + "rewards_per_func(" + std::to_string(i) + ", " + std::to_string(c) +
+                              ") is infinite; use NaN for \"none\"");
       }
     }
   }
@@ -142,7 +149,7 @@ inline Eigen::VectorXd weighted_nansum(const Eigen::MatrixXd& values, const Eige
 
 }  // namespace detail
 
-/// Advantages of one generation batch (grpo-math.md §1).
+/// Advantages of one generation batch (docs/math.md §1).
 /// `rewards_per_func`: N x K, row i = completion i (groups of G consecutive rows), column k = reward function k,
 /// NaN = "none". Statistics are over the whole matrix: pass the global batch when training on several processes.
 inline Advantages compute_advantages(const Eigen::MatrixXd& rewards_per_func, const AdvantageOptions& options) {

@@ -1,6 +1,6 @@
 #pragma once
 // Completion log-probs straight from hidden states and the LM-head weight, chunk by chunk of token positions, so
-// that the [N,V] logits never exist at once (grpo-math.md §2). Forward and backward each hold one [chunk,V] block;
+// that the [N,V] logits never exist at once (docs/math.md §2). Forward and backward each hold one [chunk,V] block;
 // gradients with respect to the hidden states and the weight are exact (not an approximation): the backward pass
 // recomputes each chunk's logits from the saved per-row logsumexp.
 //
@@ -14,11 +14,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <utility>
 
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -140,26 +140,26 @@ struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFun
 inline void check_lm_head_inputs(const std::string& where, const torch::Tensor& hidden, const torch::Tensor& weight,
                                  const torch::Tensor& targets, double temperature, int64_t chunk_rows) {
   if (!hidden.defined() || (hidden.dim() != 2 && hidden.dim() != 3) || !hidden.is_floating_point()) {
-    throw std::invalid_argument(where + "hidden must be floating point [B,T,H] or [N,H], got shape " +
-                                shape_string(hidden));
+    throw InvalidArgument(where + "hidden must be floating point [B,T,H] or [N,H], got shape " +
+                          shape_string(hidden));
   }
   const auto width = hidden.size(-1);
   if (!weight.defined() || weight.dim() != 2 || weight.size(1) != width) {
-    throw std::invalid_argument(where + "weight has shape " + shape_string(weight) + " but hidden has shape " +
-                                shape_string(hidden) + "; weight must be [V,H] with H = " + std::to_string(width));
+    throw InvalidArgument(where + "weight has shape " + shape_string(weight) + " but hidden has shape " +
+                          shape_string(hidden) + "; weight must be [V,H] with H = " + std::to_string(width));
   }
-  if (weight.size(0) < 1) throw std::invalid_argument(where + "weight has an empty vocabulary (shape [0, H])");
+  if (weight.size(0) < 1) throw InvalidArgument(where + "weight has an empty vocabulary (shape [0, H])");
   if (weight.scalar_type() != hidden.scalar_type()) {
-    throw std::invalid_argument(where + "weight is " + std::string(c10::toString(weight.scalar_type())) +
-                                " but hidden is " + std::string(c10::toString(hidden.scalar_type())));
+    throw InvalidArgument(where + "weight is " + std::string(c10::toString(weight.scalar_type())) +
+                          " but hidden is " + std::string(c10::toString(hidden.scalar_type())));
   }
   require_device(where, "weight", weight, "hidden", hidden);
   if (!targets.defined() || targets.sizes() != hidden.sizes().slice(0, hidden.dim() - 1)) {
-    throw std::invalid_argument(where + "targets has shape " + shape_string(targets) + " but hidden has shape " +
-                                shape_string(hidden) + "; targets must be hidden's shape without the last dimension");
+    throw InvalidArgument(where + "targets has shape " + shape_string(targets) + " but hidden has shape " +
+                          shape_string(hidden) + "; targets must be hidden's shape without the last dimension");
   }
   if (targets.is_floating_point() || targets.scalar_type() == torch::kBool || targets.is_complex()) {
-    throw std::invalid_argument(where + "targets must hold integer token ids");
+    throw InvalidArgument(where + "targets must hold integer token ids");
   }
   require_device(where, "targets", targets, "hidden", hidden);
   if (targets.numel() > 0) {
@@ -168,17 +168,17 @@ inline void check_lm_head_inputs(const std::string& where, const torch::Tensor& 
                  ("is outside the vocabulary [0, " + std::to_string(vocab) + ")").c_str());
   }
   if (!(temperature > 0)) {
-    throw std::invalid_argument(where + "temperature must be > 0, got " + std::to_string(temperature));
+    throw InvalidArgument(where + "temperature must be > 0, got " + std::to_string(temperature));
   }
   if (chunk_rows < 0) {
-    throw std::invalid_argument(where + "chunk_rows must be >= 0 (0 = automatic), got " + std::to_string(chunk_rows));
+    throw InvalidArgument(where + "chunk_rows must be >= 0 (0 = automatic), got " + std::to_string(chunk_rows));
   }
 }
 
 }  // namespace detail
 
 /// Log-probs of `targets` under softmax(hidden @ weight^T / temperature) and, if `want_entropy`, the entropies
-/// (no gradient), computed `chunk_rows` token positions at a time (0: lm_head_chunk_rows(V)); grpo-math.md §2.
+/// (no gradient), computed `chunk_rows` token positions at a time (0: lm_head_chunk_rows(V)); docs/math.md §2.
 /// hidden: [B,T,H] or [N,H] (float32/float64; half types compute in float32); weight: [V,H], the LM head (an
 /// nn::Linear's weight, or the tied embedding); targets: integer ids in [0,V), hidden's shape without H.
 /// Extra memory: O(chunk_rows x V) in forward and backward (plus the [V,H] weight gradient), instead of the

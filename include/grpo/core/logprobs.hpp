@@ -1,15 +1,15 @@
 #pragma once
-// Log-probabilities and entropies of completion tokens from [B,T,V] logits (grpo-math.md §2), in row chunks so
+// Log-probabilities and entropies of completion tokens from [B,T,V] logits (docs/math.md §2), in row chunks so
 // that no full [B,T,V] log-softmax copy is made.
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
 
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -21,13 +21,13 @@ namespace detail {
 inline void check_logits(const std::string& where, const torch::Tensor& logits, double temperature,
                          int64_t chunk) {
   if (!logits.defined() || logits.dim() != 3) {
-    throw std::invalid_argument(where + "logits must be [B,T,V], got shape " + shape_string(logits));
+    throw InvalidArgument(where + "logits must be [B,T,V], got shape " + shape_string(logits));
   }
-  if (!logits.is_floating_point()) throw std::invalid_argument(where + "logits must be floating point");
+  if (!logits.is_floating_point()) throw InvalidArgument(where + "logits must be floating point");
   if (!(temperature > 0)) {
-    throw std::invalid_argument(where + "temperature must be > 0, got " + std::to_string(temperature));
+    throw InvalidArgument(where + "temperature must be > 0, got " + std::to_string(temperature));
   }
-  if (chunk < 1) throw std::invalid_argument(where + "chunk must be >= 1, got " + std::to_string(chunk));
+  if (chunk < 1) throw InvalidArgument(where + "chunk must be >= 1, got " + std::to_string(chunk));
 }
 
 // Calls fn(rows of [n,V] logits already divided by the temperature) chunk by chunk and concatenates the [n]
@@ -57,7 +57,7 @@ inline torch::Tensor selective_log_softmax(const torch::Tensor& logits, const to
   detail::check_logits(where, logits, temperature, chunk);
   detail::require_shape(where, "index", index, {logits.size(0), logits.size(1)}, "[B,T] like logits");
   if (index.is_floating_point() || index.scalar_type() == torch::kBool) {
-    throw std::invalid_argument(where + "index must hold integer token ids");
+    throw InvalidArgument(where + "index must hold integer token ids");
   }
   detail::require_device(where, "index", index, "logits", logits);
   if (index.numel() > 0) {
@@ -90,24 +90,24 @@ inline torch::Tensor entropy_from_logits(const torch::Tensor& logits, double tem
 inline torch::Tensor completion_logits(const torch::Tensor& logits, int64_t completion_length) {
   const std::string where = "grpo::completion_logits: ";
   if (!logits.defined() || logits.dim() != 3) {
-    throw std::invalid_argument(where + "logits must be [B,L,V], got shape " + detail::shape_string(logits));
+    throw InvalidArgument(where + "logits must be [B,L,V], got shape " + detail::shape_string(logits));
   }
   if (completion_length < 0 || completion_length + 1 > logits.size(1)) {
-    throw std::invalid_argument(where + "a completion of " + std::to_string(completion_length) +
-                                " tokens needs at least " + std::to_string(completion_length + 1) +
-                                " positions of logits, got shape " + detail::shape_string(logits));
+    throw InvalidArgument(where + "a completion of " + std::to_string(completion_length) +
+                          " tokens needs at least " + std::to_string(completion_length + 1) +
+                          " positions of logits, got shape " + detail::shape_string(logits));
   }
   const auto length = logits.size(1);
   return logits.slice(1, length - 1 - completion_length, length - 1);
 }
 
 /// [B,T] log-probs of the completion tokens `completion_ids` ([B,T]) given the model's logits over prompt +
-/// completion ([B,L,V]), with temperature (grpo-math.md §2).
+/// completion ([B,L,V]), with temperature (docs/math.md §2).
 inline torch::Tensor completion_logps(const torch::Tensor& logits, const torch::Tensor& completion_ids,
                                       double temperature = 1.0, int64_t chunk = default_logprob_chunk) {
   if (!completion_ids.defined() || completion_ids.dim() != 2) {
-    throw std::invalid_argument("grpo::completion_logps: completion_ids must be [B,T], got shape " +
-                                detail::shape_string(completion_ids));
+    throw InvalidArgument("grpo::completion_logps: completion_ids must be [B,T], got shape " +
+                          detail::shape_string(completion_ids));
   }
   return selective_log_softmax(completion_logits(logits, completion_ids.size(1)), completion_ids, temperature, chunk);
 }

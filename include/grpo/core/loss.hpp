@@ -1,11 +1,10 @@
 #pragma once
-// The clipped-ratio GRPO policy loss on [B,T] log-probs (grpo-math.md §3-§6): every TRL loss type,
+// The clipped-ratio GRPO policy loss on [B,T] log-probs (docs/math.md §3-§6): every TRL loss type,
 // token or sequence importance sampling, two-sided clip, k3 KL with optional bias correction, clip metrics.
 
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "grpo/core/detail/fused_loss.hpp"
 #include "grpo/core/loss_options.hpp"
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -44,7 +44,7 @@ struct LossResult {
   /// Scalar, differentiable with respect to batch.logps.
   torch::Tensor loss;
   /// "kl", "clip_ratio/low_mean", "clip_ratio/low_min", "clip_ratio/high_mean", "clip_ratio/high_max",
-  /// "clip_ratio/region_mean", "cispo_clip_ratio", as they apply (grpo-math.md §6).
+  /// "clip_ratio/region_mean", "cispo_clip_ratio", as they apply (docs/math.md §6).
   std::map<std::string, double> metrics;
 };
 
@@ -58,19 +58,19 @@ inline bool is_clip_family(LossType t) {
 // Validates shapes, devices and counts: the checks that do not read tensor values (no pass, no sync).
 inline void validate_loss_batch_structure(const LossBatch& b, const LossOptions& o) {
   const std::string where = "grpo::policy_loss: ";
-  if (!b.logps.defined()) throw std::invalid_argument(where + "logps is undefined; expected [B,T] log-probs");
+  if (!b.logps.defined()) throw InvalidArgument(where + "logps is undefined; expected [B,T] log-probs");
   if (b.logps.dim() != 2) {
-    throw std::invalid_argument(where + "logps must be [B,T], got shape " + shape_string(b.logps));
+    throw InvalidArgument(where + "logps must be [B,T], got shape " + shape_string(b.logps));
   }
-  if (!b.logps.is_floating_point()) throw std::invalid_argument(where + "logps must be a floating-point tensor");
+  if (!b.logps.is_floating_point()) throw InvalidArgument(where + "logps must be a floating-point tensor");
   const auto rows = b.logps.size(0);
   const auto tokens = b.logps.size(1);
   require_shape(where, "mask", b.mask, {rows, tokens}, "[B,T] like logps");
   require_shape(where, "advantages", b.advantages, {rows}, "[B]");
   if (b.old_logps.defined()) require_shape(where, "old_logps", b.old_logps, {rows, tokens}, "[B,T] like logps");
   if (o.beta != 0.0 && !b.ref_logps.defined()) {
-    throw std::invalid_argument(where + "beta = " + std::to_string(o.beta) +
-                                " needs ref_logps ([B,T] reference-model log-probs); pass them or set beta = 0");
+    throw InvalidArgument(where + "beta = " + std::to_string(o.beta) +
+                          " needs ref_logps ([B,T] reference-model log-probs); pass them or set beta = 0");
   }
   if (b.ref_logps.defined()) require_shape(where, "ref_logps", b.ref_logps, {rows, tokens}, "[B,T] like logps");
   for (const auto& [name, t] : {std::pair<const char*, const torch::Tensor*>{"mask", &b.mask},
@@ -80,10 +80,10 @@ inline void validate_loss_batch_structure(const LossBatch& b, const LossOptions&
     if (t->defined()) require_device(where, name, *t, "logps", b.logps);
   }
   if (b.num_processes < 1) {
-    throw std::invalid_argument(where + "num_processes must be >= 1, got " + std::to_string(b.num_processes));
+    throw InvalidArgument(where + "num_processes must be >= 1, got " + std::to_string(b.num_processes));
   }
   if (b.grad_accum_steps < 1) {
-    throw std::invalid_argument(where + "grad_accum_steps must be >= 1, got " + std::to_string(b.grad_accum_steps));
+    throw InvalidArgument(where + "grad_accum_steps must be >= 1, got " + std::to_string(b.grad_accum_steps));
   }
 }
 
@@ -115,7 +115,7 @@ inline bool validate_loss_batch_values(const LossBatch& b, const LossOptions& o)
   if (o.loss_type == LossType::dapo || o.loss_type == LossType::cispo) {
     const double local_tokens = active.sum().item<double>();
     if (!std::isfinite(b.num_items_in_batch) || b.num_items_in_batch < local_tokens) {
-      throw std::invalid_argument(
+      throw InvalidArgument(
           where + "num_items_in_batch = " + std::to_string(b.num_items_in_batch) + " but this micro-batch alone has " +
           std::to_string(static_cast<long long>(local_tokens)) + " active tokens; loss_type " +
           to_string(o.loss_type) +
@@ -315,7 +315,7 @@ inline LossResult policy_loss_fused(const LossBatch& batch, const LossOptions& o
 
 }  // namespace detail
 
-/// The GRPO micro-step loss (grpo-math.md §3-§5) and its metrics (§6). The loss is scaled so that summing the
+/// The GRPO micro-step loss (docs/math.md §3-§5) and its metrics (§6). The loss is scaled so that summing the
 /// gradients of GA micro-steps (and averaging over P processes) gives the loss of the whole step.
 /// CPU float32/float64 inputs take the fused one-pass kernel (fused_loss.hpp; first derivatives only); other
 /// devices and dtypes take the composed LibTorch ops (detail::policy_loss_composed), with the same results.

@@ -1,17 +1,17 @@
 #pragma once
-// Options of the clipped-ratio policy loss (grpo-math.md §3-§5). Torch-free, so configs can hold them.
+// Options of the clipped-ratio policy loss (docs/math.md §3-§5). Torch-free, so configs can hold them.
 
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
 #include "grpo/detail/json_fields.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -23,7 +23,7 @@ enum class ImportanceSampling { token, sequence };
 
 /// Options of policy_loss; defaults are TRL's.
 struct LossOptions {
-  /// Per-token loss and aggregation (grpo-math.md §4-§5).
+  /// Per-token loss and aggregation (docs/math.md §4-§5).
   LossType loss_type = LossType::dapo;
   /// epsilon_low: lower clip 1 - epsilon.
   double epsilon = 0.2;
@@ -61,27 +61,27 @@ struct LossOptions {
   /// The effective upper clip: epsilon_high if set, else epsilon.
   double epsilon_high_or_low() const { return epsilon_high.value_or(epsilon); }
 
-  /// Throws std::invalid_argument naming the first bad field.
+  /// Throws grpo::InvalidArgument naming the first bad field.
   void validate() const {
     const std::string where = "grpo::LossOptions: ";
     if (!std::isfinite(epsilon) || epsilon < 0) {
-      throw std::invalid_argument(where + "epsilon must be finite and >= 0, got " + std::to_string(epsilon));
+      throw InvalidArgument(where + "epsilon must be finite and >= 0, got " + std::to_string(epsilon));
     }
     if (epsilon_high && (!std::isfinite(*epsilon_high) || *epsilon_high < 0)) {
-      throw std::invalid_argument(where + "epsilon_high must be finite and >= 0, got " +
-                                  std::to_string(*epsilon_high));
+      throw InvalidArgument(where + "epsilon_high must be finite and >= 0, got " +
+                            std::to_string(*epsilon_high));
     }
     if (delta && !(*delta > 1.0 + epsilon_high_or_low())) {
-      throw std::invalid_argument(where + "delta must be > 1 + epsilon_high = " +
-                                  std::to_string(1.0 + epsilon_high_or_low()) + ", got " + std::to_string(*delta));
+      throw InvalidArgument(where + "delta must be > 1 + epsilon_high = " +
+                            std::to_string(1.0 + epsilon_high_or_low()) + ", got " + std::to_string(*delta));
     }
-    if (!std::isfinite(beta)) throw std::invalid_argument(where + "beta must be finite");
+    if (!std::isfinite(beta)) throw InvalidArgument(where + "beta must be finite");
     if (max_completion_length < 1) {
-      throw std::invalid_argument(where + "max_completion_length must be >= 1, got " +
-                                  std::to_string(max_completion_length));
+      throw InvalidArgument(where + "max_completion_length must be >= 1, got " +
+                            std::to_string(max_completion_length));
     }
     if (!(sapo_temperature_pos > 0) || !(sapo_temperature_neg > 0)) {
-      throw std::invalid_argument(where + "sapo_temperature_pos and sapo_temperature_neg must be > 0");
+      throw InvalidArgument(where + "sapo_temperature_pos and sapo_temperature_neg must be > 0");
     }
   }
 };
@@ -99,22 +99,24 @@ inline constexpr std::array<std::pair<ImportanceSampling, const char*>, 2> impor
     {{ImportanceSampling::token, "token"}, {ImportanceSampling::sequence, "sequence"}}};
 }  // namespace detail
 
-inline const char* to_string(LossType v) { return detail::enum_to_string(detail::loss_type_names, v); }
+inline const char* to_string(LossType v) {
+  return detail::enum_to_string(detail::loss_type_names, v, "grpo::LossType");
+}
 inline const char* to_string(ImportanceSampling v) {
-  return detail::enum_to_string(detail::importance_sampling_names, v);
+  return detail::enum_to_string(detail::importance_sampling_names, v, "grpo::ImportanceSampling");
 }
 inline void to_json(nlohmann::json& j, LossType v) { j = to_string(v); }
 inline void from_json(const nlohmann::json& j, LossType& v) {
-  v = detail::enum_from_string(detail::loss_type_names, j.get<std::string>(), "loss_type");
+  v = detail::enum_from_string(detail::loss_type_names, j.get<std::string>(), "grpo::LossType", "loss_type");
 }
 inline void to_json(nlohmann::json& j, ImportanceSampling v) { j = to_string(v); }
 inline void from_json(const nlohmann::json& j, ImportanceSampling& v) {
-  v = detail::enum_from_string(detail::importance_sampling_names, j.get<std::string>(),
+  v = detail::enum_from_string(detail::importance_sampling_names, j.get<std::string>(), "grpo::ImportanceSampling",
                                "importance_sampling_level");
 }
 
 // JSON keys are TRL's option names (the list is LossOptions::visit_fields); unknown keys and wrong types are errors.
-inline void to_json(nlohmann::json& j, const LossOptions& o) { detail::write_fields(j, o); }
-inline void from_json(const nlohmann::json& j, LossOptions& o) { detail::read_fields(j, o, "LossOptions"); }
+inline void to_json(nlohmann::json& j, const LossOptions& o) { detail::write_fields(j, o, "grpo::LossOptions"); }
+inline void from_json(const nlohmann::json& j, LossOptions& o) { detail::read_fields(j, o, "grpo::LossOptions"); }
 
 }  // namespace grpo

@@ -8,12 +8,12 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "grpo/detail/random.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -55,12 +55,12 @@ class Dataset {
  public:
   Dataset() = default;
 
-  /// Builds a dataset from rows (for built-in tasks); a row that is not an object with a string "prompt" is an
-  /// std::invalid_argument naming its index.
+  /// Builds a dataset from rows (for built-in tasks); a row that is not an object with a string "prompt" is a
+  /// grpo::InvalidArgument naming its index.
   static Dataset from_rows(std::vector<nlohmann::json> rows) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const std::string problem = detail::row_problem(rows[i]);
-      if (!problem.empty()) throw std::invalid_argument("grpo::Dataset: row " + std::to_string(i) + ": " + problem);
+      if (!problem.empty()) throw InvalidArgument("grpo::Dataset: row " + std::to_string(i) + ": " + problem);
     }
     Dataset dataset;
     dataset.rows_ = std::move(rows);
@@ -71,11 +71,11 @@ class Dataset {
   std::size_t size() const { return rows_.size(); }
   /// True when there are no rows.
   bool empty() const { return rows_.empty(); }
-  /// Row `i` (a JSON object); out of range is std::out_of_range naming the index and the size.
+  /// Row `i` (a JSON object); out of range is a grpo::OutOfRange naming the index and the size.
   const nlohmann::json& row(std::size_t i) const {
     if (i >= rows_.size()) {
-      throw std::out_of_range("grpo::Dataset::row: index " + std::to_string(i) + " but the dataset has " +
-                              std::to_string(rows_.size()) + " rows");
+      throw OutOfRange("grpo::Dataset::row: index " + std::to_string(i) + " but the dataset has " +
+                       std::to_string(rows_.size()) + " rows");
     }
     return rows_[i];
   }
@@ -96,8 +96,8 @@ class Dataset {
   /// on every platform); both keep the original relative order. eval_fraction must be in [0, 1].
   std::pair<Dataset, Dataset> split(double eval_fraction, uint64_t seed) const {
     if (!(eval_fraction >= 0.0 && eval_fraction <= 1.0)) {
-      throw std::invalid_argument("grpo::Dataset::split: eval_fraction must be in [0, 1], got " +
-                                  std::to_string(eval_fraction));
+      throw InvalidArgument("grpo::Dataset::split: eval_fraction must be in [0, 1], got " +
+                            std::to_string(eval_fraction));
     }
     const auto n = static_cast<int64_t>(rows_.size());
     const auto n_eval = static_cast<int64_t>(eval_fraction * static_cast<double>(n) + 0.5);
@@ -114,54 +114,56 @@ class Dataset {
 };
 
 /// Loads a JSON Lines file: one JSON object per line, blank lines skipped. A malformed line, a non-object, a
-/// missing or non-string "prompt" is an std::invalid_argument starting with "<path>:<line>: ".
+/// missing or non-string "prompt" is a grpo::InvalidArgument starting with "grpo::load_jsonl: <path>:<line>: ".
 inline Dataset load_jsonl(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw std::runtime_error("grpo::load_jsonl: cannot open '" + path + "'");
+  if (!in) throw RuntimeError("grpo::load_jsonl: cannot open '" + path + "'");
   std::vector<nlohmann::json> rows;
   std::string line;
   std::size_t line_number = 0;
   while (std::getline(in, line)) {
     ++line_number;
     if (detail::is_blank(line)) continue;
-    const std::string where = path + ":" + std::to_string(line_number) + ": ";
+    const std::string where = "grpo::load_jsonl: " + path + ":" + std::to_string(line_number) + ": ";
     nlohmann::json row;
     try {
       row = nlohmann::json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
-      throw std::invalid_argument(where + "invalid JSON (" + e.what() + "); each line must hold one JSON object");
+      throw InvalidArgument(where + "invalid JSON (" + e.what() + "); each line must hold one JSON object");
     }
     const std::string problem = detail::row_problem(row);
-    if (!problem.empty()) throw std::invalid_argument(where + problem);
+    if (!problem.empty()) throw InvalidArgument(where + problem);
     rows.push_back(std::move(row));
   }
-  if (in.bad()) throw std::runtime_error("grpo::load_jsonl: read error on '" + path + "'");
+  if (in.bad()) throw RuntimeError("grpo::load_jsonl: read error on '" + path + "'");
   return Dataset::from_rows(std::move(rows));
 }
 
 /// Loads a file holding one JSON array of row objects. A parse error names "<path>:<line>:<column>"; a bad
-/// element names its index ("<path>: element 3: ...").
+/// element names its index ("grpo::load_json_array: <path>: element 3: ...").
 inline Dataset load_json_array(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("grpo::load_json_array: cannot open '" + path + "'");
+  if (!in) throw RuntimeError("grpo::load_json_array: cannot open '" + path + "'");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   nlohmann::json array;
   try {
     array = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     const auto [line, column] = detail::line_column(text, e.byte > 0 ? e.byte - 1 : 0);
-    throw std::invalid_argument(path + ":" + std::to_string(line) + ":" + std::to_string(column) + ": invalid JSON (" +
-                                e.what() + ")");
+    throw InvalidArgument("grpo::load_json_array: " + path + ":" + std::to_string(line) + ":" +
+                          std::to_string(column) + ": invalid JSON (" + e.what() + ")");
   }
   if (!array.is_array()) {
-    throw std::invalid_argument(path + ": expected a JSON array of row objects, got " + std::string(array.type_name()) +
-                                " (for one object per line, use a .jsonl file)");
+    throw InvalidArgument("grpo::load_json_array: " + path + ": expected a JSON array of row objects, got " +
+                          std::string(array.type_name()) + " (for one object per line, use a .jsonl file)");
   }
   std::vector<nlohmann::json> rows;
   rows.reserve(array.size());
   for (std::size_t i = 0; i < array.size(); ++i) {
     const std::string problem = detail::row_problem(array[i]);
-    if (!problem.empty()) throw std::invalid_argument(path + ": element " + std::to_string(i) + ": " + problem);
+    if (!problem.empty()) {
+      throw InvalidArgument("grpo::load_json_array: " + path + ": element " + std::to_string(i) + ": " + problem);
+    }
     rows.push_back(std::move(array[i]));
   }
   return Dataset::from_rows(std::move(rows));
@@ -174,8 +176,8 @@ inline Dataset load_dataset(const std::string& path) {
   };
   if (ends_with(".jsonl")) return load_jsonl(path);
   if (ends_with(".json")) return load_json_array(path);
-  throw std::invalid_argument("grpo::load_dataset: '" + path +
-                              "' has an unknown extension; use .jsonl (one object per line) or .json (an array)");
+  throw InvalidArgument("grpo::load_dataset: '" + path +
+                        "' has an unknown extension; use .jsonl (one object per line) or .json (an array)");
 }
 
 }  // namespace grpo

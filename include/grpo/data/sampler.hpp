@@ -1,16 +1,16 @@
 #pragma once
-// Which prompts each generation batch holds (TRL's RepeatSampler, trl-grpo-survey.md §2.3): seeded per-epoch
+// Which prompts each generation batch holds (TRL's RepeatSampler, docs/math.md §9): seeded per-epoch
 // shuffles cut into batches, each prompt repeated G times. Torch-free, reproducible across platforms.
 
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "grpo/detail/json_fields.hpp"
 #include "grpo/detail/random.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -28,7 +28,7 @@ inline void to_json(nlohmann::json& j, const SamplerState& s) {
   j = nlohmann::json{{"epoch", s.epoch}, {"position", s.position}, {"seed", s.seed}};
 }
 inline void from_json(const nlohmann::json& j, SamplerState& s) {
-  detail::JsonFields f(j, "SamplerState");
+  detail::JsonFields f(j, "grpo::SamplerState");
   f.read("epoch", s.epoch);
   f.read("position", s.position);
   f.read("seed", s.seed);
@@ -49,13 +49,13 @@ class RepeatSampler {
         num_generations_(num_generations),
         shuffle_(shuffle) {
     if (num_generations < 1) {
-      throw std::invalid_argument("grpo::RepeatSampler: num_generations must be >= 1, got " +
-                                  std::to_string(num_generations));
+      throw InvalidArgument("grpo::RepeatSampler: num_generations must be >= 1, got " +
+                            std::to_string(num_generations));
     }
     if (prompts_per_batch < 1 || num_prompts < prompts_per_batch) {
-      throw std::invalid_argument("grpo::RepeatSampler: a generation batch needs " + std::to_string(prompts_per_batch) +
-                                  " prompts but the dataset has " + std::to_string(num_prompts) +
-                                  "; use more prompts or lower per_device_train_batch_size * steps_per_generation");
+      throw InvalidArgument("grpo::RepeatSampler: a generation batch needs " + std::to_string(prompts_per_batch) +
+                            " prompts but the dataset has " + std::to_string(num_prompts) +
+                            "; use more prompts or lower per_device_train_batch_size * steps_per_generation");
     }
     state_.seed = seed;
   }
@@ -110,10 +110,10 @@ class RepeatSampler {
   /// Continues from a stored state; the following batches equal those the saved sampler would have drawn.
   void restore(const SamplerState& state) {
     if (state.epoch < 0 || state.position < 0 || state.position > batches_per_epoch()) {
-      throw std::invalid_argument("grpo::RepeatSampler::restore: state epoch " + std::to_string(state.epoch) +
-                                  ", position " + std::to_string(state.position) + " does not fit " +
-                                  std::to_string(batches_per_epoch()) +
-                                  " batches per epoch (was the dataset or the batch size changed?)");
+      throw InvalidArgument("grpo::RepeatSampler::restore: state epoch " + std::to_string(state.epoch) +
+                            ", position " + std::to_string(state.position) + " does not fit " +
+                            std::to_string(batches_per_epoch()) +
+                            " batches per epoch (was the dataset or the batch size changed?)");
     }
     state_ = state;
     order_.clear();

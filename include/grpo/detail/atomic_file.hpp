@@ -8,9 +8,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <stdexcept>
 #include <string>
 #include <string_view>
+
+#include "grpo/error.hpp"
 
 namespace grpo::detail {
 
@@ -29,19 +30,21 @@ inline std::string parent_directory_of(const std::string& path) {
 
 // Writes `bytes` to `path` atomically: writes `<path>.tmp.<pid>` in the same directory, fsyncs it, renames it
 // over `path` and fsyncs the directory so that the rename itself survives a crash. On any error the temporary
-// file is removed and std::runtime_error names the path and the system's reason.
-inline void atomic_write_file(const std::string& path, std::string_view bytes) {
-  if (path.empty()) throw std::runtime_error("grpo::atomic_write_file: empty path");
+// file is removed and a grpo::RuntimeError names the path and the system's reason; its message starts with
+// `where`, the public function that writes ("grpo::save_config: ").
+inline void atomic_write_file(const std::string& path, std::string_view bytes,
+                              const std::string& where = "grpo::detail::atomic_write_file: ") {
+  if (path.empty()) throw RuntimeError(where + "empty path");
   const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot create temporary file for", path, errno) +
-                             " (check that the directory exists and is writable)");
+    throw RuntimeError(file_errno_message(where + "cannot create temporary file for", path, errno) +
+                       " (check that the directory exists and is writable)");
   }
   auto fail = [&](const char* what, int error) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw std::runtime_error(file_errno_message(std::string("grpo::atomic_write_file: ") + what, path, error));
+    throw RuntimeError(file_errno_message(where + what, path, error));
   };
   const char* data = bytes.data();
   std::size_t left = bytes.size();
@@ -58,24 +61,24 @@ inline void atomic_write_file(const std::string& path, std::string_view bytes) {
   if (::close(fd) != 0) {
     const int error = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot close", path, error));
+    throw RuntimeError(file_errno_message(where + "cannot close", path, error));
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int error = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot rename temporary file onto", path, error));
+    throw RuntimeError(file_errno_message(where + "cannot rename temporary file onto", path, error));
   }
   // Persist the directory entry; a failure here leaves a complete file in place, so it is still reported.
   const std::string dir = parent_directory_of(path);
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd < 0) {
-    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot open the directory of", path, errno));
+    throw RuntimeError(file_errno_message(where + "cannot open the directory of", path, errno));
   }
   const int sync_result = ::fsync(dir_fd);
   const int sync_error = errno;
   ::close(dir_fd);
   if (sync_result != 0) {
-    throw std::runtime_error(file_errno_message("grpo::atomic_write_file: cannot fsync the directory of", path, sync_error));
+    throw RuntimeError(file_errno_message(where + "cannot fsync the directory of", path, sync_error));
   }
 }
 

@@ -23,6 +23,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "grpo/error.hpp"
+
 namespace grpo::detail {
 
 template <class T>
@@ -34,7 +36,8 @@ struct is_std_vector : std::false_type {};
 template <class T, class A>
 struct is_std_vector<std::vector<T, A>> : std::true_type {};
 
-// Reads the fields of one JSON object into a struct; `finish()` rejects keys nobody read.
+// Reads the fields of one JSON object into a struct; `finish()` rejects keys nobody read. `what` is the struct's
+// qualified name ("grpo::GRPOConfig"), which starts every message.
 // Types are strict: an integer field takes only integers (an exactly integral number such as 10.0 or 1e3 is
 // accepted, since JSON writers emit computed integral floats that way; 0.1 or true is an error), a bool field
 // only true / false, a floating field any number (not a bool), a string or enum field only a string, an unsigned
@@ -43,7 +46,7 @@ class JsonFields {
  public:
   JsonFields(const nlohmann::json& object, std::string what) : object_(object), what_(std::move(what)) {
     if (!object_.is_object()) {
-      throw std::invalid_argument(what_ + ": expected a JSON object, got " + std::string(object_.type_name()));
+      throw InvalidArgument(what_ + ": expected a JSON object, got " + std::string(object_.type_name()));
     }
   }
 
@@ -61,14 +64,14 @@ class JsonFields {
   void finish() const {
     for (const auto& item : object_.items()) {
       if (known_.count(item.key()) == 0) {
-        throw std::invalid_argument(what_ + ": unknown field \"" + item.key() + "\"");
+        throw InvalidArgument(what_ + ": unknown field \"" + item.key() + "\"");
       }
     }
   }
 
  private:
   [[noreturn]] void fail(const std::string& name, const std::string& requirement, const nlohmann::json& value) const {
-    throw std::invalid_argument(what_ + ": field \"" + name + "\" " + requirement + ", got " + value.dump());
+    throw InvalidArgument(what_ + ": field \"" + name + "\" " + requirement + ", got " + value.dump());
   }
 
   template <class T>
@@ -110,10 +113,10 @@ class JsonFields {
       try {
         out = value.template get<T>();
       } catch (const nlohmann::json::exception& e) {
-        throw std::invalid_argument(what_ + ": field \"" + name + "\" has a bad value " + value.dump() + " (" +
-                                    e.what() + ")");
+        throw InvalidArgument(what_ + ": field \"" + name + "\" has a bad value " + value.dump() + " (" +
+                              e.what() + ")");
       } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(what_ + ": field \"" + name + "\": " + e.what());
+        throw InvalidArgument(what_ + ": field \"" + name + "\": " + e.what());
       }
     }
   }
@@ -175,18 +178,19 @@ nlohmann::json field_to_json(const std::optional<T>& value) {
 }
 
 // to_json of a struct with visit_fields: every field is written, null for unset optionals, enums as their names.
+// `what` is the struct's qualified name ("grpo::GRPOConfig"), for the error on a key listed twice (a bug).
 template <class T>
-void write_fields(nlohmann::json& j, const T& value) {
+void write_fields(nlohmann::json& j, const T& value, const std::string& what) {
   nlohmann::json object = nlohmann::json::object();
-  T::visit_fields(value, [&object](const char* key, const auto& field) {
-    if (object.contains(key)) throw std::logic_error(std::string("visit_fields names \"") + key + "\" twice");
+  T::visit_fields(value, [&object, &what](const char* key, const auto& field) {
+    if (object.contains(key)) throw LogicError(what + ": visit_fields names \"" + key + "\" twice");
     object[key] = field_to_json(field);
   });
   j = std::move(object);
 }
 
 // from_json of a struct with visit_fields: missing keys keep their values; unknown keys and wrong types are errors
-// that start with `what` and name the key.
+// that start with `what` (the struct's qualified name, "grpo::GRPOConfig") and name the key.
 template <class T>
 void read_fields(const nlohmann::json& j, T& value, std::string what) {
   JsonFields fields(j, std::move(what));
@@ -194,25 +198,26 @@ void read_fields(const nlohmann::json& j, T& value, std::string what) {
   fields.finish();
 }
 
-// Enum <-> string through a table of {value, name}; an unknown name lists the accepted ones.
+// Enum <-> string through a table of {value, name}; an unknown name lists the accepted ones. `type` is the enum's
+// qualified name ("grpo::LossType"), which starts every message; `option` is the option it sets ("loss_type").
 template <class E, std::size_t N>
-const char* enum_to_string(const std::array<std::pair<E, const char*>, N>& names, E value) {
+const char* enum_to_string(const std::array<std::pair<E, const char*>, N>& names, E value, std::string_view type) {
   for (const auto& [v, name] : names) {
     if (v == value) return name;
   }
-  throw std::invalid_argument("enum value " + std::to_string(static_cast<int>(value)) + " has no name");
+  throw InvalidArgument(std::string(type) + ": value " + std::to_string(static_cast<int>(value)) + " has no name");
 }
 
 template <class E, std::size_t N>
 E enum_from_string(const std::array<std::pair<E, const char*>, N>& names, std::string_view text,
-                   std::string_view what) {
+                   std::string_view type, std::string_view option) {
   for (const auto& [v, name] : names) {
     if (text == name) return v;
   }
   std::string accepted;
   for (const auto& entry : names) accepted += std::string(accepted.empty() ? "" : ", ") + "\"" + entry.second + "\"";
-  throw std::invalid_argument("unknown " + std::string(what) + " \"" + std::string(text) + "\"; expected one of " +
-                              accepted);
+  throw InvalidArgument(std::string(type) + ": unknown " + std::string(option) + " \"" + std::string(text) +
+                        "\"; expected one of " + accepted);
 }
 
 }  // namespace grpo::detail

@@ -22,7 +22,7 @@ double nanmean(const Vector& v) {
   return count > 0 ? sum / static_cast<double>(count) : nan;
 }
 
-// Unbiased (n-1) standard deviation of the non-NaN values; NaN when fewer than 2 values (grpo-math.md §1).
+// Unbiased (n-1) standard deviation of the non-NaN values; NaN when fewer than 2 values (docs/math.md §1).
 template <class Vector>
 double nanstd(const Vector& v) {
   const double mean = nanmean(v);

@@ -2,11 +2,12 @@
 // Boundary checks on tensors with messages that name the tensor, its shape and the offending index.
 
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <torch/types.h>
+
+#include "grpo/error.hpp"
 
 namespace grpo::detail {
 
@@ -24,12 +25,12 @@ inline void require_shape(const std::string& where, const char* name, const torc
   if (!t.defined()) {
     std::ostringstream o;
     o << where << name << " is undefined; expected shape " << expected_text << " = " << expected;
-    throw std::invalid_argument(o.str());
+    throw InvalidArgument(o.str());
   }
   if (t.sizes() != expected) {
     std::ostringstream o;
     o << where << name << " has shape " << t.sizes() << " but expected " << expected_text << " = " << expected;
-    throw std::invalid_argument(o.str());
+    throw InvalidArgument(o.str());
   }
 }
 
@@ -49,7 +50,7 @@ inline void throw_if_any(const std::string& where, const char* name, const torch
   }
   for (std::size_t d = 0; d < coords.size(); ++d) o << (d ? ", " : "") << coords[d];
   o << "] of shape " << t.sizes();
-  throw std::invalid_argument(o.str());
+  throw InvalidArgument(o.str());
 }
 
 // Throws unless `t` lives on `device`.
@@ -58,7 +59,7 @@ inline void require_device(const std::string& where, const char* name, const tor
   if (t.device() != reference.device()) {
     std::ostringstream o;
     o << where << name << " is on " << t.device() << " but " << reference_name << " is on " << reference.device();
-    throw std::invalid_argument(o.str());
+    throw InvalidArgument(o.str());
   }
 }
 

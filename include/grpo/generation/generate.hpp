@@ -8,11 +8,11 @@
 #include <limits>
 #include <optional>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 #include "grpo/generation/sampling.hpp"
 #include "grpo/models/causal_lm.hpp"
 
@@ -52,9 +52,9 @@ struct GenerationOptions {
   /// Use the model's KV cache (false: recompute the whole sequence at each step; for benchmarks and checks).
   bool use_cache = true;
 
-  /// Throws std::invalid_argument naming the first bad field.
+  /// Throws grpo::InvalidArgument naming the first bad field.
   void validate() const {
-    const auto fail = [](const std::string& m) { throw std::invalid_argument("GenerationOptions: " + m); };
+    const auto fail = [](const std::string& m) { throw InvalidArgument("grpo::GenerationOptions: " + m); };
     if (max_new_tokens < 0) fail("max_new_tokens must be >= 0, got " + std::to_string(max_new_tokens));
     if (!(temperature > 0)) fail("temperature must be > 0, got " + std::to_string(temperature));
     if (!(top_p > 0 && top_p <= 1)) fail("top_p must be in (0, 1], got " + std::to_string(top_p));
@@ -113,17 +113,17 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
   const std::string where = "grpo::generate: ";
   options.validate();
   if (!prompt_ids.defined() || prompt_ids.dim() != 2 || prompt_ids.size(1) == 0) {
-    throw std::invalid_argument(where + "prompt_ids must be [B,P] with P >= 1, got shape " +
-                                detail::shape_string(prompt_ids));
+    throw InvalidArgument(where + "prompt_ids must be [B,P] with P >= 1, got shape " +
+                          detail::shape_string(prompt_ids));
   }
-  if (prompt_ids.is_floating_point()) throw std::invalid_argument(where + "prompt_ids must hold integer token ids");
+  if (prompt_ids.is_floating_point()) throw InvalidArgument(where + "prompt_ids must hold integer token ids");
   const auto batch = prompt_ids.size(0), prompt_length = prompt_ids.size(1);
   if (prompt_mask.defined()) {
     detail::require_shape(where, "prompt_mask", prompt_mask, {batch, prompt_length}, "[B,P] like prompt_ids");
   }
   if (!options.row_seeds.empty() && static_cast<int64_t>(options.row_seeds.size()) != batch) {
-    throw std::invalid_argument(where + "row_seeds has " + std::to_string(options.row_seeds.size()) + " seeds for " +
-                                std::to_string(batch) + " rows");
+    throw InvalidArgument(where + "row_seeds has " + std::to_string(options.row_seeds.size()) + " seeds for " +
+                          std::to_string(batch) + " rows");
   }
 
   std::vector<std::mt19937_64> rngs;

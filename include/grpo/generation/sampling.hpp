@@ -7,11 +7,11 @@
 #include <cstdint>
 #include <limits>
 #include <random>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "grpo/detail/random.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -19,7 +19,7 @@ namespace grpo {
 /// logits [B,V]; seen [B,V] bool (tokens already in prompt + completion); penalty 1.0 = off.
 inline torch::Tensor apply_repetition_penalty(const torch::Tensor& logits, const torch::Tensor& seen, double penalty) {
   if (!(penalty > 0)) {
-    throw std::invalid_argument("grpo::apply_repetition_penalty: penalty must be > 0, got " + std::to_string(penalty));
+    throw InvalidArgument("grpo::apply_repetition_penalty: penalty must be > 0, got " + std::to_string(penalty));
   }
   if (penalty == 1.0) return logits;
   const auto penalised = torch::where(logits > 0, logits / penalty, logits * penalty);
@@ -37,7 +37,7 @@ inline torch::Tensor top_k_filter(const torch::Tensor& logits, int64_t k) {
 /// p >= 1 = off. Probabilities are softmax(logits) in float32 (float64 stays float64).
 inline torch::Tensor top_p_filter(const torch::Tensor& logits, double p) {
   if (p >= 1.0) return logits;
-  if (!(p > 0)) throw std::invalid_argument("grpo::top_p_filter: top_p must be in (0, 1], got " + std::to_string(p));
+  if (!(p > 0)) throw InvalidArgument("grpo::top_p_filter: top_p must be in (0, 1], got " + std::to_string(p));
   const auto compute = logits.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   const auto sorted = logits.sort(-1, /*descending=*/true);
   const auto& sorted_logits = std::get<0>(sorted);
@@ -54,7 +54,7 @@ inline torch::Tensor top_p_filter(const torch::Tensor& logits, double p) {
 inline torch::Tensor min_p_filter(const torch::Tensor& logits, double min_p) {
   if (min_p <= 0) return logits;
   if (min_p > 1)
-    throw std::invalid_argument("grpo::min_p_filter: min_p must be in [0, 1], got " + std::to_string(min_p));
+    throw InvalidArgument("grpo::min_p_filter: min_p must be in [0, 1], got " + std::to_string(min_p));
   const auto compute = logits.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   const auto probs = torch::softmax(logits, -1, compute);
   const auto threshold = std::get<0>(probs.max(-1, /*keepdim=*/true)) * min_p;
@@ -69,7 +69,7 @@ inline uint64_t row_seed(uint64_t seed, uint64_t row) { return detail::mix_seed(
 /// row's generator and probabilities: the same on every platform and for any batch composition.
 inline torch::Tensor sample_rows(const torch::Tensor& probs, std::vector<std::mt19937_64>& rngs) {
   if (probs.dim() != 2 || static_cast<std::size_t>(probs.size(0)) != rngs.size()) {
-    throw std::invalid_argument("grpo::sample_rows: probs must be [B,V] with one generator per row");
+    throw InvalidArgument("grpo::sample_rows: probs must be [B,V] with one generator per row");
   }
   const auto cpu = probs.to(torch::kCPU, torch::kDouble).contiguous();
   const auto rows = cpu.size(0), vocab = cpu.size(1);
@@ -82,14 +82,14 @@ inline torch::Tensor sample_rows(const torch::Tensor& probs, std::vector<std::mt
     int64_t last_positive = -1;
     for (int64_t v = 0; v < vocab; ++v) {
       if (!(row[v] >= 0)) {
-        throw std::invalid_argument("grpo::sample_rows: row " + std::to_string(b) +
-                                    " has a negative or NaN probability at token " + std::to_string(v));
+        throw InvalidArgument("grpo::sample_rows: row " + std::to_string(b) +
+                              " has a negative or NaN probability at token " + std::to_string(v));
       }
       total += row[v];
       if (row[v] > 0) last_positive = v;
     }
     if (last_positive < 0) {
-      throw std::invalid_argument("grpo::sample_rows: row " + std::to_string(b) + " has no token with probability > 0");
+      throw InvalidArgument("grpo::sample_rows: row " + std::to_string(b) + " has no token with probability > 0");
     }
     const double u = static_cast<double>(rngs[static_cast<std::size_t>(b)]() >> 11) * 0x1.0p-53 * total;
     double cumulative = 0;

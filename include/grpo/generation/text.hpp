@@ -6,10 +6,10 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "grpo/error.hpp"
 #include "grpo/generation/generate.hpp"
 #include "grpo/models/causal_lm.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
@@ -31,14 +31,14 @@ struct TextGenerationResult {
 /// first parameter (CPU when it has none) and passed to generate() with `options`. EOS: options.eos_token_ids when
 /// set; unset, the model's EOS ids (CausalLM's optional `eos_token_ids()`) plus `tokenizer.eos_token_id()`.
 /// Completions are decoded with `tokenizer.decode` after removing a final EOS id (stop tokens stay) and the padding.
-/// Throws std::invalid_argument for an empty prompt list or a prompt that encodes to no tokens (naming its index).
+/// Throws grpo::InvalidArgument for an empty prompt list or a prompt that encodes to no tokens (naming its index).
 template <class M, class T>
 TextGenerationResult generate_text(M& model, const T& tokenizer, const std::vector<std::string>& prompts,
                                    const GenerationOptions& options = {}) {
   static_assert(check_causal_lm<M>());
   static_assert(check_tokenizer<T>());
   const std::string where = "grpo::generate_text: ";
-  if (prompts.empty()) throw std::invalid_argument(where + "the prompt list is empty; pass at least one prompt");
+  if (prompts.empty()) throw InvalidArgument(where + "the prompt list is empty; pass at least one prompt");
 
   std::vector<std::vector<int64_t>> encoded;
   encoded.reserve(prompts.size());
@@ -46,8 +46,8 @@ TextGenerationResult generate_text(M& model, const T& tokenizer, const std::vect
   for (std::size_t b = 0; b < prompts.size(); ++b) {
     encoded.push_back(tokenizer.encode(prompts[b]));
     if (encoded.back().empty()) {
-      throw std::invalid_argument(where + "prompt " + std::to_string(b) + " (\"" + prompts[b] +
-                                  "\") encodes to no tokens; every prompt needs at least one token");
+      throw InvalidArgument(where + "prompt " + std::to_string(b) + " (\"" + prompts[b] +
+                            "\") encodes to no tokens; every prompt needs at least one token");
     }
     longest = std::max(longest, encoded.back().size());
   }

@@ -18,12 +18,12 @@
 #include <optional>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "grpo/core/chunked_lm_head.hpp"
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 #include "grpo/models/causal_lm.hpp"
 #include "grpo/models/llama_config.hpp"
 #include "grpo/models/safetensors.hpp"
@@ -186,15 +186,15 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, KVCache* cache) {
     const std::string where = "grpo::LlamaModel::forward: ";
     if (!input_ids.defined() || input_ids.dim() != 2) {
-      throw std::invalid_argument(where + "input_ids must be [B,L], got shape " + detail::shape_string(input_ids));
+      throw InvalidArgument(where + "input_ids must be [B,L], got shape " + detail::shape_string(input_ids));
     }
-    if (input_ids.is_floating_point()) throw std::invalid_argument(where + "input_ids must hold integer token ids");
+    if (input_ids.is_floating_point()) throw InvalidArgument(where + "input_ids must hold integer token ids");
     if (input_ids.numel() > 0) {
       const auto [low, high] = torch::aminmax(input_ids);
       const auto lowest = low.item<int64_t>(), highest = high.item<int64_t>();
       if (lowest < 0 || highest >= config_.vocab_size) {
-        throw std::invalid_argument(where + "input_ids holds id " + std::to_string(lowest < 0 ? lowest : highest) +
-                                    " outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
+        throw InvalidArgument(where + "input_ids holds id " + std::to_string(lowest < 0 ? lowest : highest) +
+                              " outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")");
       }
     }
     const auto batch = input_ids.size(0), length = input_ids.size(1);
@@ -297,25 +297,26 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
   /// parameter must be present with its shape; a tensor that is not a parameter is an error, except lm_head.weight
   /// of a tied model and rotary inv_freq buffers. Errors name `source`, the tensor and both shapes.
   void load_weights(const TensorMap& tensors, const std::string& source) {
+    const std::string where = "grpo::LlamaModel::load_weights: " + source + ": ";
     auto params = named_parameters();
     for (const auto& item : params) {
       const auto it = tensors.find(item.key());
       if (it == tensors.end()) {
-        throw std::runtime_error(source + ": tensor \"" + item.key() + "\" is missing");
+        throw RuntimeError(where + "tensor \"" + item.key() + "\" is missing");
       }
       if (it->second.sizes() != item.value().sizes()) {
         std::ostringstream message;
-        message << source << ": tensor \"" << item.key() << "\" has shape " << it->second.sizes()
+        message << where << "tensor \"" << item.key() << "\" has shape " << it->second.sizes()
                 << " but the model expects " << item.value().sizes();
-        throw std::runtime_error(message.str());
+        throw RuntimeError(message.str());
       }
     }
     for (const auto& [name, tensor] : tensors) {
       const bool ignorable = (config_.tie_word_embeddings && name == "lm_head.weight") ||
                              name.find("rotary_emb.inv_freq") != std::string::npos;
       if (!params.contains(name) && !ignorable) {
-        throw std::runtime_error(source + ": unexpected tensor \"" + name + "\" (not a parameter of this " +
-                                 config_.model_type + " configuration)");
+        throw RuntimeError(where + "unexpected tensor \"" + name + "\" (not a parameter of this " +
+                           config_.model_type + " configuration)");
       }
     }
     torch::NoGradGuard no_grad;
@@ -374,24 +375,24 @@ LmHeadLogps llama_completion_logps_chunked(LlamaLike& model, const torch::Tensor
                                            int64_t chunk_rows = 0, bool want_entropy = false) {
   const std::string where = "grpo::llama_completion_logps_chunked: ";
   if (!prompt_ids.defined() || prompt_ids.dim() != 2 || prompt_ids.size(1) < 1) {
-    throw std::invalid_argument(where + "prompt_ids must be [B,P] with P >= 1, got shape " +
-                                detail::shape_string(prompt_ids));
+    throw InvalidArgument(where + "prompt_ids must be [B,P] with P >= 1, got shape " +
+                          detail::shape_string(prompt_ids));
   }
   if (!completion_ids.defined() || completion_ids.dim() != 2 || completion_ids.size(0) != prompt_ids.size(0)) {
-    throw std::invalid_argument(where + "completion_ids has shape " + detail::shape_string(completion_ids) +
-                                " but prompt_ids has shape " + detail::shape_string(prompt_ids) +
-                                "; completion_ids must be [B,T] with the same B");
+    throw InvalidArgument(where + "completion_ids has shape " + detail::shape_string(completion_ids) +
+                          " but prompt_ids has shape " + detail::shape_string(prompt_ids) +
+                          "; completion_ids must be [B,T] with the same B");
   }
   detail::require_shape(where, "prompt_mask", prompt_mask, prompt_ids.sizes(), "[B,P] like prompt_ids");
   detail::require_shape(where, "completion_mask", completion_mask, completion_ids.sizes(), "[B,T] like completion_ids");
   const auto prompt_length = prompt_ids.size(1), completion_length = completion_ids.size(1);
   const auto hidden = model.model->forward(torch::cat({prompt_ids, completion_ids}, 1),
                                            torch::cat({prompt_mask, completion_mask}, 1), nullptr);
-  // The prediction for completion token t sits at position P - 1 + t (grpo-math.md §2).
+  // The prediction for completion token t sits at position P - 1 + t (docs/math.md §2).
   const auto completion_hidden = hidden.slice(1, prompt_length - 1, prompt_length - 1 + completion_length);
   const bool tied = model.config().tie_word_embeddings;
   if (!tied && model.lm_head->bias.defined()) {
-    throw std::invalid_argument(where + "the LM head has a bias, which the chunked head does not support");
+    throw InvalidArgument(where + "the LM head has a bias, which the chunked head does not support");
   }
   const auto& weight = tied ? model.model->embed_tokens->weight : model.lm_head->weight;
   return lm_head_logps_with_entropy(completion_hidden, weight, completion_ids, temperature, chunk_rows, want_entropy);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "grpo/detail/atomic_file.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -74,9 +75,9 @@ struct LlamaConfig {
     return c;
   }
 
-  /// Throws std::invalid_argument naming the first inconsistent field.
+  /// Throws grpo::InvalidArgument naming the first inconsistent field.
   void validate() const {
-    const auto fail = [](const std::string& message) { throw std::invalid_argument("LlamaConfig: " + message); };
+    const auto fail = [](const std::string& message) { throw InvalidArgument("grpo::LlamaConfig: " + message); };
     if (model_type != "llama" && model_type != "qwen2") {
       fail("model_type \"" + model_type + "\" is not supported; expected \"llama\" or \"qwen2\"");
     }
@@ -123,12 +124,12 @@ T config_field(const nlohmann::json& j, const char* key, const std::optional<T>&
   const auto it = j.find(key);
   if (it == j.end() || it->is_null()) {
     if (fallback) return *fallback;
-    throw std::invalid_argument("missing required field \"" + std::string(key) + "\"");
+    throw InvalidArgument("grpo::LlamaConfig: missing required field \"" + std::string(key) + "\"");
   }
   try {
     return it->get<T>();
   } catch (const nlohmann::json::exception&) {
-    throw std::invalid_argument("field \"" + std::string(key) + "\" has a bad value " + it->dump());
+    throw InvalidArgument("grpo::LlamaConfig: field \"" + std::string(key) + "\" has a bad value " + it->dump());
   }
 }
 
@@ -139,13 +140,15 @@ T config_field(const nlohmann::json& j, const char* key, const std::optional<T>&
 /// initializer_range, ...) are ignored, because HF files carry many; keys that would change the computation and
 /// are not implemented (rope_scaling, a hidden_act other than silu, mlp_bias, sliding windows) are errors.
 inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
-  if (!j.is_object()) throw std::invalid_argument("expected a JSON object");
+  if (!j.is_object()) {
+    throw InvalidArgument(std::string("grpo::LlamaConfig: expected a JSON object, got ") + j.type_name());
+  }
   using detail::config_field;
   using std::nullopt;
   c.model_type = config_field<std::string>(j, "model_type", nullopt);
   if (c.model_type != "llama" && c.model_type != "qwen2") {
-    throw std::invalid_argument("field \"model_type\": \"" + c.model_type +
-                                "\" is not supported; expected \"llama\" or \"qwen2\"");
+    throw InvalidArgument("grpo::LlamaConfig: field \"model_type\": \"" + c.model_type +
+                          "\" is not supported; expected \"llama\" or \"qwen2\"");
   }
   c.vocab_size = config_field<int64_t>(j, "vocab_size", nullopt);
   c.hidden_size = config_field<int64_t>(j, "hidden_size", nullopt);
@@ -163,17 +166,18 @@ inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
   c.torch_dtype = config_field<std::string>(j, "torch_dtype", std::string("float32"));
   const auto hidden_act = config_field<std::string>(j, "hidden_act", std::string("silu"));
   if (hidden_act != "silu") {
-    throw std::invalid_argument("field \"hidden_act\": \"" + hidden_act + "\" is not supported; expected \"silu\"");
+    throw InvalidArgument("grpo::LlamaConfig: field \"hidden_act\": \"" + hidden_act +
+                          "\" is not supported; expected \"silu\"");
   }
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    throw std::invalid_argument("field \"rope_scaling\" is not supported (only plain RoPE); got " +
-                                j["rope_scaling"].dump());
+    throw InvalidArgument("grpo::LlamaConfig: field \"rope_scaling\" is not supported (only plain RoPE); got " +
+                          j["rope_scaling"].dump());
   }
   if (config_field<bool>(j, "mlp_bias", false)) {
-    throw std::invalid_argument("field \"mlp_bias\": true is not supported");
+    throw InvalidArgument("grpo::LlamaConfig: field \"mlp_bias\": true is not supported");
   }
   if (config_field<bool>(j, "use_sliding_window", false)) {
-    throw std::invalid_argument("field \"use_sliding_window\": true is not supported");
+    throw InvalidArgument("grpo::LlamaConfig: field \"use_sliding_window\": true is not supported");
   }
   c.bos_token_id.reset();
   if (j.contains("bos_token_id") && !j["bos_token_id"].is_null()) {
@@ -188,8 +192,8 @@ inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
     const auto& eos = j["eos_token_id"];
     const auto bad_value = [&] {
-      throw std::invalid_argument("field \"eos_token_id\" has a bad value " + eos.dump() +
-                                  "; expected an integer token id or a list of them");
+      throw InvalidArgument("grpo::LlamaConfig: field \"eos_token_id\" has a bad value " + eos.dump() +
+                            "; expected an integer token id or a list of them");
     };
     if (eos.is_number_integer()) {
       c.eos_token_ids = {eos.get<int64_t>()};
@@ -238,23 +242,23 @@ inline void to_json(nlohmann::json& j, const LlamaConfig& c) {
 
 inline LlamaConfig LlamaConfig::load(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw std::runtime_error("LlamaConfig: cannot open " + path);
+  if (!in) throw RuntimeError("grpo::LlamaConfig::load: cannot open " + path);
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(path + ": not valid JSON (" + e.what() + ")");
+    throw InvalidArgument("grpo::LlamaConfig::load: " + path + ": not valid JSON (" + e.what() + ")");
   }
   try {
     return j.get<LlamaConfig>();
   } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(path + ": " + e.what());
+    throw InvalidArgument("grpo::LlamaConfig::load: " + path + ": " + e.what());
   }
 }
 
 inline void LlamaConfig::save(const std::string& path) const {
   validate();
-  detail::atomic_write_file(path, nlohmann::json(*this).dump(2) + "\n");
+  detail::atomic_write_file(path, nlohmann::json(*this).dump(2) + "\n", "grpo::LlamaConfig::save: ");
 }
 
 }  // namespace grpo

@@ -20,13 +20,13 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "grpo/detail/atomic_file.hpp"
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -64,25 +64,27 @@ inline bool host_is_little_endian() {
   return first == 1;
 }
 
-inline void require_little_endian(const std::string& path) {
+// `where` is the public function ("grpo::read_safetensors: ") that starts the message.
+inline void require_little_endian(const std::string& where, const std::string& path) {
   if (!host_is_little_endian()) {
-    throw std::runtime_error(path + ": safetensors I/O needs a little-endian host");
+    throw RuntimeError(where + path + ": safetensors I/O needs a little-endian host");
   }
 }
 
 }  // namespace detail
 
 /// Reads a safetensors file completely (tensors land on the CPU in their stored dtype).
-/// Throws std::runtime_error naming the file (and tensor) on any inconsistency.
+/// Throws grpo::RuntimeError naming the file (and tensor) on any inconsistency.
 inline SafetensorsFile read_safetensors(const std::string& path) {
-  detail::require_little_endian(path);
+  const std::string where = "grpo::read_safetensors: ";
+  detail::require_little_endian(where, path);
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open safetensors file " + path);
+  if (!in) throw RuntimeError(where + "cannot open safetensors file " + path);
   in.seekg(0, std::ios::end);
   const auto file_size = static_cast<uint64_t>(in.tellg());
   in.seekg(0, std::ios::beg);
   const auto fail = [&](const std::string& message) -> void {
-    throw std::runtime_error("safetensors file " + path + ": " + message);
+    throw RuntimeError(where + path + ": " + message);
   };
   if (file_size < 8) fail("shorter than the 8-byte header length (" + std::to_string(file_size) + " bytes)");
   unsigned char length_bytes[8];
@@ -182,21 +184,21 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
 /// atomically (temporary file, fsync, rename). Tensors are stored in name order; the header is padded to 8 bytes.
 inline void write_safetensors(const std::string& path, const TensorMap& tensors,
                               const std::map<std::string, std::string>& metadata = {}) {
-  detail::require_little_endian(path);
+  const std::string where = "grpo::write_safetensors: ";
+  detail::require_little_endian(where, path);
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::vector<torch::Tensor> data;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
-    if (!tensor.defined())
-      throw std::invalid_argument("write_safetensors " + path + ": tensor \"" + name + "\" is undefined");
+    if (!tensor.defined()) throw InvalidArgument(where + path + ": tensor \"" + name + "\" is undefined");
     const auto& table = detail::safetensors_dtypes();
     const auto scalar_type = tensor.scalar_type();  // a lambda may not capture a structured binding in C++17
     const auto dtype =
         std::find_if(table.begin(), table.end(), [&](const auto& d) { return d.type == scalar_type; });
     if (dtype == table.end()) {
-      throw std::invalid_argument("write_safetensors " + path + ": tensor \"" + name + "\" has unsupported dtype " +
-                                  std::string(c10::toString(tensor.scalar_type())));
+      throw InvalidArgument(where + path + ": tensor \"" + name + "\" has unsupported dtype " +
+                            std::string(c10::toString(tensor.scalar_type())));
     }
     auto cpu = tensor.detach().to(torch::kCPU).contiguous();
     const uint64_t bytes = static_cast<uint64_t>(cpu.numel()) * static_cast<uint64_t>(dtype->size);
@@ -212,7 +214,7 @@ inline void write_safetensors(const std::string& path, const TensorMap& tensors,
   for (int i = 0; i < 8; ++i, n >>= 8) bytes.push_back(static_cast<char>(n & 0xff));
   bytes += header_text;
   for (const auto& t : data) bytes.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
-  detail::atomic_write_file(path, bytes);
+  detail::atomic_write_file(path, bytes, where);
 }
 
 /// Name of the index file of a sharded checkpoint.
@@ -222,11 +224,12 @@ inline constexpr const char* safetensors_index_name = "model.safetensors.index.j
 /// weight_map must be in the shard it names) if present, else `model.safetensors`.
 inline TensorMap read_safetensors_dir(const std::string& dir) {
   namespace fs = std::filesystem;
+  const std::string where = "grpo::read_safetensors_dir: ";
   const auto index_path = fs::path(dir) / safetensors_index_name;
   if (!fs::exists(index_path)) {
     const auto single = fs::path(dir) / "model.safetensors";
     if (!fs::exists(single)) {
-      throw std::runtime_error("no model.safetensors or " + std::string(safetensors_index_name) + " in " + dir);
+      throw RuntimeError(where + "no model.safetensors or " + std::string(safetensors_index_name) + " in " + dir);
     }
     return read_safetensors(single.string()).tensors;
   }
@@ -235,15 +238,16 @@ inline TensorMap read_safetensors_dir(const std::string& dir) {
   try {
     index = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(index_path.string() + ": not valid JSON (" + e.what() + ")");
+    throw RuntimeError(where + index_path.string() + ": not valid JSON (" + e.what() + ")");
   }
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
-    throw std::runtime_error(index_path.string() + ": missing the \"weight_map\" object");
+    throw RuntimeError(where + index_path.string() + ": missing the \"weight_map\" object");
   }
   std::map<std::string, std::vector<std::string>> by_file;
   for (const auto& item : index["weight_map"].items()) {
     if (!item.value().is_string()) {
-      throw std::runtime_error(index_path.string() + ": weight_map entry \"" + item.key() + "\" is not a file name");
+      throw RuntimeError(where + index_path.string() + ": weight_map entry \"" + item.key() +
+                         "\" is not a file name");
     }
     by_file[item.value().get<std::string>()].push_back(item.key());
   }
@@ -254,8 +258,8 @@ inline TensorMap read_safetensors_dir(const std::string& dir) {
     for (const auto& name : names) {
       const auto it = shard.tensors.find(name);
       if (it == shard.tensors.end()) {
-        throw std::runtime_error(index_path.string() + " maps tensor \"" + name + "\" to " + file +
-                                 ", which does not contain it");
+        throw RuntimeError(where + index_path.string() + " maps tensor \"" + name + "\" to " + file +
+                           ", which does not contain it");
       }
       out[name] = it->second;
     }
@@ -289,7 +293,8 @@ inline void write_safetensors_sharded(const std::string& dir, const TensorMap& t
     write_safetensors((fs::path(dir) / file).string(), shards[i], {{"format", "pt"}});
     for (const auto& item : shards[i]) index["weight_map"][item.first] = file;
   }
-  detail::atomic_write_file((fs::path(dir) / safetensors_index_name).string(), index.dump(2) + "\n");
+  detail::atomic_write_file((fs::path(dir) / safetensors_index_name).string(), index.dump(2) + "\n",
+                            "grpo::write_safetensors_sharded: ");
 }
 
 }  // namespace grpo

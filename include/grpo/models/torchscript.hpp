@@ -10,12 +10,12 @@
 #include <torch/script.h>
 
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 #include "grpo/models/causal_lm.hpp"
 
 namespace grpo {
@@ -26,7 +26,7 @@ class TorchScriptLM {
   /// Wraps a loaded module (it is shared, not copied).
   explicit TorchScriptLM(torch::jit::Module module) : module_(std::move(module)) {
     if (!module_.find_method("forward")) {
-      throw std::invalid_argument("grpo::TorchScriptLM: the TorchScript module has no forward method");
+      throw InvalidArgument("grpo::TorchScriptLM: the TorchScript module has no forward method");
     }
     eos_token_ids_ = eos_attribute(module_);
   }
@@ -36,7 +36,7 @@ class TorchScriptLM {
     try {
       return std::make_shared<TorchScriptLM>(torch::jit::load(path, device));
     } catch (const c10::Error& e) {
-      throw std::runtime_error("grpo::TorchScriptLM: cannot load " + path + ": " + e.what_without_backtrace());
+      throw RuntimeError("grpo::TorchScriptLM: cannot load " + path + ": " + e.what_without_backtrace());
     }
   }
 
@@ -45,15 +45,15 @@ class TorchScriptLM {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, KVCache* cache) {
     const std::string where = "grpo::TorchScriptLM::forward: ";
     if (cache != nullptr && !cache->empty()) {
-      throw std::invalid_argument(where + "TorchScript models have no KV cache; pass an empty cache or nullptr");
+      throw InvalidArgument(where + "TorchScript models have no KV cache; pass an empty cache or nullptr");
     }
     const auto mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones_like(input_ids);
     const auto out = module_.forward({input_ids, mask});
     if (!out.isTensor() || out.toTensor().dim() != 3 || out.toTensor().size(0) != input_ids.size(0) ||
         out.toTensor().size(1) != input_ids.size(1)) {
-      throw std::runtime_error(where + "the module must return logits [B,L,V] for input_ids " +
-                               detail::shape_string(input_ids) + ", got " +
-                               (out.isTensor() ? detail::shape_string(out.toTensor()) : out.tagKind()));
+      throw RuntimeError(where + "the module must return logits [B,L,V] for input_ids " +
+                         detail::shape_string(input_ids) + ", got " +
+                         (out.isTensor() ? detail::shape_string(out.toTensor()) : out.tagKind()));
     }
     return out.toTensor();
   }
@@ -106,7 +106,7 @@ class TorchScriptLM {
       }
       if (ids.size() == value.toListRef().size()) return ids;
     }
-    throw std::invalid_argument(
+    throw InvalidArgument(
         "grpo::TorchScriptLM: the module's eos_token_id attribute must be an int, a list of ints or None, got " +
         value.type()->str());
   }

@@ -4,26 +4,28 @@
 
 #include <cstddef>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "grpo/error.hpp"
+
 namespace grpo {
 
-/// Thrown when a reward function asks for a column the dataset does not have.
-class MissingColumn : public std::out_of_range {
+/// Thrown when a reward function asks for a column the dataset does not have. A grpo::OutOfRange, so also a
+/// std::out_of_range.
+class MissingColumn : public OutOfRange {
  public:
   MissingColumn(const std::string& column, const std::vector<std::string>& available)
-      : std::out_of_range(message(column, available)), column_(column) {}
+      : OutOfRange(message(column, available)), column_(column) {}
   /// The column that was asked for.
   const std::string& column() const { return column_; }
 
  private:
   static std::string message(const std::string& column, const std::vector<std::string>& available) {
-    std::string text = "column \"" + column + "\" is not in the dataset; available columns: ";
+    std::string text = "grpo::Columns: column \"" + column + "\" is not in the dataset; available columns: ";
     if (available.empty()) text += "(none besides prompt)";
     for (std::size_t i = 0; i < available.size(); ++i) text += (i ? ", " : "") + available[i];
     return text;
@@ -42,7 +44,7 @@ class Columns {
     columns.size_ = rows.size();
     for (std::size_t i = 0; i < rows.size(); ++i) {
       if (!rows[i].is_object()) {
-        throw std::invalid_argument("Columns::from_rows: row " + std::to_string(i) + " is not a JSON object");
+        throw InvalidArgument("grpo::Columns::from_rows: row " + std::to_string(i) + " is not a JSON object");
       }
       for (const auto& item : rows[i].items()) {
         if (item.key() == "prompt") continue;
@@ -57,8 +59,8 @@ class Columns {
   /// Adds or replaces a column; it must have one value per completion (or be the first column).
   void set(const std::string& name, std::vector<nlohmann::json> values) {
     if (!values_.empty() && values.size() != size_) {
-      throw std::invalid_argument("Columns::set: column \"" + name + "\" has " + std::to_string(values.size()) +
-                                  " values but the other columns have " + std::to_string(size_));
+      throw InvalidArgument("grpo::Columns::set: column \"" + name + "\" has " + std::to_string(values.size()) +
+                            " values but the other columns have " + std::to_string(size_));
     }
     size_ = values.size();
     values_[name] = std::move(values);
@@ -84,8 +86,8 @@ class Columns {
   const nlohmann::json& value(std::string_view name, std::size_t index) const {
     const auto& values = at(name);
     if (index >= values.size()) {
-      throw std::out_of_range("column \"" + std::string(name) + "\": index " + std::to_string(index) +
-                              " out of range for " + std::to_string(values.size()) + " completions");
+      throw OutOfRange("grpo::Columns: column \"" + std::string(name) + "\": index " + std::to_string(index) +
+                       " out of range for " + std::to_string(values.size()) + " completions");
     }
     return values[index];
   }
@@ -97,8 +99,8 @@ class Columns {
     try {
       return v.get<T>();
     } catch (const nlohmann::json::exception&) {
-      throw std::invalid_argument("column \"" + std::string(name) + "\" at index " + std::to_string(index) +
-                                  " holds " + v.dump() + " (" + v.type_name() + "), which is not the requested type");
+      throw InvalidArgument("grpo::Columns: column \"" + std::string(name) + "\" at index " + std::to_string(index) +
+                            " holds " + v.dump() + " (" + v.type_name() + "), which is not the requested type");
     }
   }
 

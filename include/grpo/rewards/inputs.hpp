@@ -4,13 +4,13 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "grpo/error.hpp"
 #include "grpo/rewards/columns.hpp"
 #include "grpo/rewards/reward_function.hpp"
 
@@ -22,25 +22,25 @@ namespace grpo {
 /// completion_ids: N unpadded token-id lists, or empty (then every completion gets an empty list).
 /// Fills prompts (each repeated G times), completions, completion_ids, columns (every column except "prompt",
 /// repeated G times; a row lacking a column another row has gets null there) and num_generations; trainer_state
-/// and log_metric keep their defaults. Throws std::invalid_argument naming the counts when N != rows * G, and the
+/// and log_metric keep their defaults. Throws grpo::InvalidArgument naming the counts when N != rows * G, and the
 /// row when it is not an object with a string "prompt".
 inline RewardInputs make_reward_inputs(const std::vector<nlohmann::json>& rows, std::vector<std::string> completions,
                                        int num_generations, std::vector<std::vector<int64_t>> completion_ids = {}) {
   const std::string where = "grpo::make_reward_inputs: ";
   if (num_generations < 1) {
-    throw std::invalid_argument(where + "num_generations must be >= 1, got " + std::to_string(num_generations));
+    throw InvalidArgument(where + "num_generations must be >= 1, got " + std::to_string(num_generations));
   }
   const auto group = static_cast<std::size_t>(num_generations);
   const std::size_t n = rows.size() * group;
   if (completions.size() != n) {
-    throw std::invalid_argument(where + "got " + std::to_string(completions.size()) + " completions for " +
-                                std::to_string(rows.size()) + " rows x num_generations " +
-                                std::to_string(num_generations) + " = " + std::to_string(n) +
-                                " (each prompt's completions must be consecutive)");
+    throw InvalidArgument(where + "got " + std::to_string(completions.size()) + " completions for " +
+                          std::to_string(rows.size()) + " rows x num_generations " +
+                          std::to_string(num_generations) + " = " + std::to_string(n) +
+                          " (each prompt's completions must be consecutive)");
   }
   if (!completion_ids.empty() && completion_ids.size() != n) {
-    throw std::invalid_argument(where + "got " + std::to_string(completion_ids.size()) + " completion_ids for " +
-                                std::to_string(n) + " completions (pass one list per completion, or none)");
+    throw InvalidArgument(where + "got " + std::to_string(completion_ids.size()) + " completion_ids for " +
+                          std::to_string(n) + " completions (pass one list per completion, or none)");
   }
   RewardInputs inputs;
   inputs.num_generations = num_generations;
@@ -50,17 +50,17 @@ inline RewardInputs make_reward_inputs(const std::vector<nlohmann::json>& rows, 
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const auto& row = rows[r];
     if (!row.is_object()) {
-      throw std::invalid_argument(where + "row " + std::to_string(r) + " is not a JSON object (got " +
-                                  row.type_name() + "); expected an object like {\"prompt\": \"...\", ...}");
+      throw InvalidArgument(where + "row " + std::to_string(r) + " is not a JSON object (got " +
+                            row.type_name() + "); expected an object like {\"prompt\": \"...\", ...}");
     }
     const auto prompt = row.find("prompt");
     if (prompt == row.end()) {
-      throw std::invalid_argument(where + "row " + std::to_string(r) + " has no \"prompt\" field; every row needs "
-                                  "a string \"prompt\"");
+      throw InvalidArgument(where + "row " + std::to_string(r) + " has no \"prompt\" field; every row needs "
+                            "a string \"prompt\"");
     }
     if (!prompt->is_string()) {
-      throw std::invalid_argument(where + "row " + std::to_string(r) + ": \"prompt\" must be a string, got " +
-                                  prompt->type_name() + " " + prompt->dump());
+      throw InvalidArgument(where + "row " + std::to_string(r) + ": \"prompt\" must be a string, got " +
+                            prompt->type_name() + " " + prompt->dump());
     }
     for (std::size_t g = 0; g < group; ++g) {
       inputs.prompts.push_back(prompt->get<std::string>());

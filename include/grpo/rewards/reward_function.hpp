@@ -17,13 +17,13 @@
 #include <limits>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "grpo/error.hpp"
 #include "grpo/rewards/columns.hpp"
 
 namespace grpo {
@@ -156,7 +156,7 @@ class RewardFunction {
                   "grpo::RewardFunction: the callable must be either\n"
                   "  f(const grpo::RewardInputs&) -> std::vector<std::optional<double>> (or vector<double|float>), or\n"
                   "  f(std::string_view completion, const grpo::Row& row) -> std::optional<double> or a number");
-    if (name_.empty()) throw std::invalid_argument("grpo::RewardFunction: the name must not be empty");
+    if (name_.empty()) throw InvalidArgument("grpo::RewardFunction: the name must not be empty");
     auto shared = std::make_shared<Fn>(std::move(callable));
     if constexpr (detail::is_batch_shape<Fn>::value) {
       batch_ = [shared](const RewardInputs& inputs) {
@@ -191,7 +191,7 @@ class RewardFunction {
   SingleFn single_;
 };
 
-/// Throws std::invalid_argument listing every required column that `dataset_columns` lacks, per function.
+/// Throws grpo::InvalidArgument listing every required column that `dataset_columns` lacks, per function.
 inline void check_required_columns(const std::vector<RewardFunction>& functions,
                                    const std::vector<std::string>& dataset_columns) {
   std::string problems;
@@ -207,8 +207,8 @@ inline void check_required_columns(const std::vector<RewardFunction>& functions,
   if (problems.empty()) return;
   std::string available;
   for (const auto& c : dataset_columns) available += (available.empty() ? "" : ", ") + c;
-  throw std::invalid_argument("the dataset lacks columns that reward functions need:" + problems +
-                              "\n  dataset columns: " + (available.empty() ? "(none besides prompt)" : available));
+  throw InvalidArgument("grpo::check_required_columns: the dataset lacks columns that reward functions need:" +
+                        problems + "\n  dataset columns: " + (available.empty() ? "(none besides prompt)" : available));
 }
 
 }  // namespace grpo

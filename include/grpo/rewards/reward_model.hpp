@@ -6,7 +6,6 @@
 #include <functional>
 #include <sstream>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -14,6 +13,7 @@
 #include <torch/nn/module.h>
 #include <torch/types.h>
 
+#include "grpo/error.hpp"
 #include "grpo/rewards/reward_function.hpp"
 
 namespace grpo {
@@ -57,9 +57,11 @@ RewardFunction reward_model_function(std::shared_ptr<Model> model, RewardModelOp
   static_assert(detail::is_reward_model<Model>::value,
                 "grpo::reward_model_function: the model needs `torch::Tensor forward(const torch::Tensor& "
                 "input_ids, const torch::Tensor& attention_mask)` returning [B,L] or [B,L,1] scores");
-  if (!model) throw std::invalid_argument("reward_model_function: model is null");
-  if (!options.encode) throw std::invalid_argument("reward_model_function: options.encode (the tokenizer) is required");
-  if (options.batch_size < 1) throw std::invalid_argument("reward_model_function: batch_size must be >= 1");
+  if (!model) throw InvalidArgument("grpo::reward_model_function: model is null");
+  if (!options.encode) {
+    throw InvalidArgument("grpo::reward_model_function: options.encode (the tokenizer) is required");
+  }
+  if (options.batch_size < 1) throw InvalidArgument("grpo::reward_model_function: batch_size must be >= 1");
   if constexpr (std::is_base_of_v<torch::nn::Module, Model>) model->eval();
   const std::string name = options.name;
   auto score = [model, options = std::move(options)](const RewardInputs& inputs) {
@@ -73,8 +75,8 @@ RewardFunction reward_model_function(std::shared_ptr<Model> model, RewardModelOp
       for (std::size_t i = start; i < stop; ++i) {
         encoded.push_back(options.encode(inputs.prompts[i] + inputs.completions[i]));
         if (encoded.back().empty()) {
-          throw std::invalid_argument("reward model \"" + options.name + "\": prompt + completion of sample " +
-                                      std::to_string(i) + " encodes to no tokens");
+          throw InvalidArgument("grpo::reward_model_function: reward model \"" + options.name +
+                                "\": prompt + completion of sample " + std::to_string(i) + " encodes to no tokens");
         }
         longest = std::max(longest, encoded.back().size());
       }
@@ -92,9 +94,9 @@ RewardFunction reward_model_function(std::shared_ptr<Model> model, RewardModelOp
       if (scores.dim() != 2 || scores.size(0) != rows || scores.size(1) != static_cast<int64_t>(longest)) {
         std::ostringstream shape;
         shape << scores.sizes();
-        throw std::invalid_argument("reward model \"" + options.name + "\" returned scores of shape " + shape.str() +
-                                    "; expected [B,L] or [B,L,1] with B = " + std::to_string(rows) +
-                                    ", L = " + std::to_string(longest));
+        throw InvalidArgument("grpo::reward_model_function: reward model \"" + options.name +
+                              "\" returned scores of shape " + shape.str() + "; expected [B,L] or [B,L,1] with B = " +
+                              std::to_string(rows) + ", L = " + std::to_string(longest));
       }
       const auto last = (mask.sum(1) - 1).to(device).unsqueeze(1);
       const torch::Tensor picked = scores.gather(1, last).squeeze(1).to(torch::kCPU, torch::kDouble).contiguous();

@@ -24,6 +24,7 @@
 #include "grpo/core/advantages.hpp"
 #include "grpo/detail/nan_stats.hpp"
 #include "grpo/detail/thread_pool.hpp"
+#include "grpo/error.hpp"
 #include "grpo/rewards/reward_function.hpp"
 
 namespace grpo {
@@ -58,9 +59,10 @@ struct ScoringOptions {
 };
 
 /// A reward function failed: its name, the sample (or the batch) and a prompt excerpt are in the message.
-class RewardError : public std::runtime_error {
+/// A grpo::RuntimeError, so also a std::runtime_error.
+class RewardError : public RuntimeError {
  public:
-  using std::runtime_error::runtime_error;
+  using RuntimeError::RuntimeError;
 };
 
 /// The result of scoring one generation batch.
@@ -164,27 +166,27 @@ class RewardScorer {
   /// `functions` in column order; throws if there are none, if two share a name, or if the weights do not match.
   explicit RewardScorer(std::vector<RewardFunction> functions, ScoringOptions options = {})
       : functions_(std::move(functions)), options_(std::move(options)) {
-    if (functions_.empty()) throw std::invalid_argument("RewardScorer: at least one reward function is required");
+    if (functions_.empty()) throw InvalidArgument("grpo::RewardScorer: at least one reward function is required");
     for (std::size_t a = 0; a < functions_.size(); ++a) {
       for (std::size_t b = a + 1; b < functions_.size(); ++b) {
         if (functions_[a].name() == functions_[b].name()) {
-          throw std::invalid_argument("RewardScorer: two reward functions are named \"" + functions_[a].name() +
-                                      "\"; names must be unique (they key the metrics)");
+          throw InvalidArgument("grpo::RewardScorer: two reward functions are named \"" + functions_[a].name() +
+                                "\"; names must be unique (they key the metrics)");
         }
       }
     }
     if (options_.weights.empty()) options_.weights.assign(functions_.size(), 1.0);
     if (options_.weights.size() != functions_.size()) {
-      throw std::invalid_argument("RewardScorer: weights has " + std::to_string(options_.weights.size()) +
-                                  " entries for " + std::to_string(functions_.size()) + " reward functions");
+      throw InvalidArgument("grpo::RewardScorer: weights has " + std::to_string(options_.weights.size()) +
+                            " entries for " + std::to_string(functions_.size()) + " reward functions");
     }
     for (std::size_t k = 0; k < options_.weights.size(); ++k) {
       if (!std::isfinite(options_.weights[k])) {
-        throw std::invalid_argument("RewardScorer: the weight of \"" + functions_[k].name() + "\" is not finite");
+        throw InvalidArgument("grpo::RewardScorer: the weight of \"" + functions_[k].name() + "\" is not finite");
       }
     }
     if (options_.timeout_seconds && !(*options_.timeout_seconds > 0)) {
-      throw std::invalid_argument("RewardScorer: timeout_seconds must be > 0");
+      throw InvalidArgument("grpo::RewardScorer: timeout_seconds must be > 0");
     }
     if (options_.parallel) pool_ = std::make_unique<detail::ThreadPool>(options_.num_threads);
   }
@@ -313,7 +315,8 @@ class RewardScorer {
                                  detail::excerpt(inputs.prompts[first.sample]) + ")"
                            : "on the batch of " + std::to_string(n) + " completions (first prompt " +
                                  (n ? detail::excerpt(inputs.prompts[0]) : std::string("none")) + ")";
-      throw RewardError("reward function \"" + name + "\" failed " + where + ": " + first.message);
+      throw RewardError("grpo::RewardScorer::score: reward function \"" + name + "\" failed " + where + ": " +
+                        first.message);
     }
 
     RewardScores scores;
@@ -329,17 +332,17 @@ class RewardScorer {
     const std::size_t n = inputs.completions.size();
     const auto count = [&](const char* what, std::size_t size) {
       if (size != n) {
-        throw std::invalid_argument(std::string("RewardScorer::score: ") + what + " has " + std::to_string(size) +
-                                    " entries but there are " + std::to_string(n) + " completions");
+        throw InvalidArgument(std::string("grpo::RewardScorer::score: ") + what + " has " + std::to_string(size) +
+                              " entries but there are " + std::to_string(n) + " completions");
       }
     };
     count("prompts", inputs.prompts.size());
     count("completion_ids", inputs.completion_ids.size());
     if (!inputs.columns.names().empty()) count("columns", inputs.columns.size());
     if (inputs.num_generations < 1 || n % static_cast<std::size_t>(inputs.num_generations) != 0) {
-      throw std::invalid_argument("RewardScorer::score: " + std::to_string(n) +
-                                  " completions do not form groups of num_generations = " +
-                                  std::to_string(inputs.num_generations));
+      throw InvalidArgument("grpo::RewardScorer::score: " + std::to_string(n) +
+                            " completions do not form groups of num_generations = " +
+                            std::to_string(inputs.num_generations));
     }
   }
 

@@ -4,10 +4,10 @@
 #include <array>
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "grpo/error.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
 
 namespace grpo {
@@ -32,8 +32,8 @@ class CharTokenizer {
     for (std::size_t i = 0; i < alphabet.size(); ++i) {
       const auto byte = static_cast<unsigned char>(alphabet[i]);
       if (to_id_[byte] != unk_id) {
-        throw std::invalid_argument("CharTokenizer: the alphabet repeats the character '" +
-                                    std::string(1, alphabet[i]) + "' at position " + std::to_string(i));
+        throw InvalidArgument("grpo::CharTokenizer: the alphabet repeats the character '" +
+                              std::string(1, alphabet[i]) + "' at position " + std::to_string(i));
       }
       to_id_[byte] = num_special + static_cast<int64_t>(i);
     }
@@ -60,8 +60,8 @@ class CharTokenizer {
     text.reserve(ids.size());
     for (const auto id : ids) {
       if (id < 0 || id >= vocab_size()) {
-        throw std::out_of_range("CharTokenizer::decode: id " + std::to_string(id) + " is outside [0, " +
-                                std::to_string(vocab_size()) + ")");
+        throw OutOfRange("grpo::CharTokenizer::decode: id " + std::to_string(id) + " is outside [0, " +
+                         std::to_string(vocab_size()) + ")");
       }
       if (id == unk_id) {
         text += '?';

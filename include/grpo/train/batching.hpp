@@ -1,12 +1,12 @@
 #pragma once
-// How a run's batches are laid out (TRL's generate_every buffering, trl-grpo-survey.md §2.3): the sampler a
+// How a run's batches are laid out (TRL's generate_every buffering, docs/math.md §9): the sampler a
 // config implies, and what each micro-step does. Torch-free.
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 
 #include "grpo/data/sampler.hpp"
+#include "grpo/error.hpp"
 #include "grpo/train/config.hpp"
 
 namespace grpo {
@@ -32,12 +32,12 @@ struct MicroStep {
   bool optimizer_step = false;
 };
 
-/// TRL's buffering order (trl-grpo-survey.md §2.3): each generation batch is split into steps_per_generation
+/// TRL's buffering order (docs/math.md §9): each generation batch is split into steps_per_generation
 /// slices, used in order, and the whole cycle repeats num_iterations times before the next batch is generated.
 inline MicroStep micro_step_schedule(const GRPOConfig& config, int64_t micro_step) {
   if (micro_step < 0) {
-    throw std::invalid_argument("grpo::micro_step_schedule: micro_step must be >= 0, got " +
-                                std::to_string(micro_step));
+    throw InvalidArgument("grpo::micro_step_schedule: micro_step must be >= 0, got " +
+                          std::to_string(micro_step));
   }
   const int64_t steps_per_generation = config.effective_steps_per_generation();
   const int64_t generate_every = config.micro_steps_per_generation();

@@ -1,6 +1,6 @@
 #pragma once
-// The generation buffer: one scored rollout turned into the tensors the micro-steps train on (trl-grpo-survey.md
-// §2.3): rows shuffled (TRL shuffles the generation batch before slicing it), truncated completions masked when
+// The generation buffer: one scored rollout turned into the tensors the micro-steps train on (docs/math.md §9):
+// rows shuffled (TRL shuffles the generation batch before slicing it), truncated completions masked when
 // asked, advantages, and old / reference log-probs when they are needed. Sliced into steps_per_generation
 // micro-batches; serialisable into a checkpoint so that a resume continues mid-batch.
 
@@ -103,7 +103,7 @@ class GenerationBuffer {
   }
 
   /// dapo/cispo normaliser of micro-step `plan`: active tokens of its optimizer step's accumulation window
-  /// (grpo-math.md §5, with the correction of TRL issue 5619). Exact when the window lies inside one generation
+  /// (docs/math.md §5, with the correction of TRL issue 5619). Exact when the window lies inside one generation
   /// batch; otherwise TRL's rescaled generation-batch count.
   double window_tokens(const MicroStep& plan, const GRPOConfig& config) const {
     const int64_t ga = config.gradient_accumulation_steps, spg = config.effective_steps_per_generation();

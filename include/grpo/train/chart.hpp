@@ -251,7 +251,7 @@ inline std::string render_training_chart(const std::vector<MetricRecord>& histor
 /// Renders the chart and writes it to `path` atomically (a viewer never sees half a file).
 inline void write_training_chart(const std::string& path, const std::vector<MetricRecord>& history,
                                  const std::vector<ChartPanel>& panels = default_chart_panels()) {
-  detail::atomic_write_file(path, render_training_chart(history, panels));
+  detail::atomic_write_file(path, render_training_chart(history, panels), "grpo::write_training_chart: ");
 }
 
 }  // namespace grpo

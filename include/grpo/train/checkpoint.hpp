@@ -9,25 +9,27 @@
 #include <fstream>
 #include <functional>
 #include <regex>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "grpo/error.hpp"
+
 namespace grpo {
 
 namespace detail {
 
-// fsync a file or directory by path; throws naming the path.
-inline void fsync_path(const std::string& path, bool directory) {
+// fsync a file or directory by path; throws naming the path, the message starting with `where` (the public
+// caller, "grpo::write_checkpoint_dir: ").
+inline void fsync_path(const std::string& where, const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) throw std::runtime_error("cannot open " + path + " to sync it: " + std::strerror(errno));
+  if (fd < 0) throw RuntimeError(where + "cannot open " + path + " to sync it: " + std::strerror(errno));
   const int result = ::fsync(fd);
   const int error = errno;
   ::close(fd);
-  if (result != 0) throw std::runtime_error("fsync of " + path + " failed: " + std::strerror(error));
+  if (result != 0) throw RuntimeError(where + "fsync of " + path + " failed: " + std::strerror(error));
 }
 
 }  // namespace detail
@@ -40,6 +42,7 @@ inline std::string checkpoint_name(int64_t step) { return "checkpoint-" + std::t
 /// On any error the temporary directory is removed and the error rethrown; `final_dir` is then untouched.
 inline void write_checkpoint_dir(const std::string& final_dir, const std::function<void(const std::string&)>& write_files) {
   namespace fs = std::filesystem;
+  const std::string where = "grpo::write_checkpoint_dir: ";
   const fs::path target(final_dir);
   const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
   fs::create_directories(parent);
@@ -49,12 +52,12 @@ inline void write_checkpoint_dir(const std::string& final_dir, const std::functi
   try {
     write_files(tmp.string());
     for (const auto& entry : fs::directory_iterator(tmp)) {
-      if (entry.is_regular_file()) detail::fsync_path(entry.path().string(), false);
+      if (entry.is_regular_file()) detail::fsync_path(where, entry.path().string(), false);
     }
-    detail::fsync_path(tmp.string(), true);
+    detail::fsync_path(where, tmp.string(), true);
     if (fs::exists(target)) fs::remove_all(target);
     fs::rename(tmp, target);
-    detail::fsync_path(parent.string(), true);
+    detail::fsync_path(where, parent.string(), true);
   } catch (...) {
     std::error_code ignored;
     fs::remove_all(tmp, ignored);

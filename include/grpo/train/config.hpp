@@ -1,6 +1,6 @@
 #pragma once
-// GRPOConfig: every option of a GRPO training run, with TRL's names and defaults (grpo-math.md §7,
-// trl-grpo-survey.md §3). Torch-free: the trainer reads it, users load and save it as JSON.
+// GRPOConfig: every option of a GRPO training run, with TRL's names and defaults (docs/math.md §7). Torch-free:
+// the trainer reads it, users load and save it as JSON.
 
 #include <array>
 #include <cmath>
@@ -18,6 +18,7 @@
 #include "grpo/core/loss_options.hpp"
 #include "grpo/detail/atomic_file.hpp"
 #include "grpo/detail/json_fields.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -47,7 +48,7 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   // ---- generation (num_generations and max_completion_length are inherited) ----
   /// Prompt tokens kept; longer prompts are truncated from the left (their end is kept).
   int64_t max_prompt_length = 512;
-  /// Sampling temperature (> 0); also divides the logits of every log-prob computation (grpo-math.md §2).
+  /// Sampling temperature (> 0); also divides the logits of every log-prob computation (docs/math.md §2).
   double temperature = 1.0;
   /// Nucleus sampling mass in (0, 1]; 1 disables it.
   double top_p = 1.0;
@@ -58,7 +59,7 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   /// Penalty (> 0) dividing the logits of tokens already present; 1 disables it.
   double repetition_penalty = 1.0;
 
-  // ---- algorithm (grpo-math.md §3-§5; the loss and advantage knobs are inherited) ----
+  // ---- algorithm (docs/math.md §3-§5; the loss and advantage knobs are inherited) ----
   /// mu: optimisation passes over each generation batch (old log-probs are computed when > 1).
   int num_iterations = 1;
   /// Rows that did not end with EOS get an all-zero completion mask (DAPO overlong filtering).
@@ -110,7 +111,7 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   /// Seed of the prompt shuffle, sampling and initialisation.
   uint64_t seed = 42;
 
-  // ---- DAPO dynamic sampling (off in TRL; grpo-math.md §8) ----
+  // ---- DAPO dynamic sampling (off in TRL; docs/math.md §8) ----
   /// Drop groups whose rewards are all equal and generate more until the generation batch is full.
   bool dynamic_sampling = false;
   /// Extra generation rounds per step before training on a partly filled batch (the shortfall is logged).
@@ -198,7 +199,7 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   const AdvantageOptions& advantage_options() const { return *this; }
   AdvantageOptions& advantage_options() { return *this; }
 
-  /// Throws std::invalid_argument naming the first bad field, its value and how to fix it. Checks every field,
+  /// Throws grpo::InvalidArgument naming the first bad field, its value and how to fix it. Checks every field,
   /// the inherited loss options included (LossOptions::validate, which this hides, is called from here).
   void validate() const;
 };
@@ -225,14 +226,17 @@ inline std::string format_number(double value) {
 }
 
 [[noreturn]] inline void config_error(const std::string& message) {
-  throw std::invalid_argument("grpo::GRPOConfig: " + message);
+  throw InvalidArgument("grpo::GRPOConfig: " + message);
 }
 }  // namespace detail
 
-inline const char* to_string(LrSchedulerType v) { return detail::enum_to_string(detail::lr_scheduler_type_names, v); }
+inline const char* to_string(LrSchedulerType v) {
+  return detail::enum_to_string(detail::lr_scheduler_type_names, v, "grpo::LrSchedulerType");
+}
 inline void to_json(nlohmann::json& j, LrSchedulerType v) { j = to_string(v); }
 inline void from_json(const nlohmann::json& j, LrSchedulerType& v) {
-  v = detail::enum_from_string(detail::lr_scheduler_type_names, j.get<std::string>(), "lr_scheduler_type");
+  v = detail::enum_from_string(detail::lr_scheduler_type_names, j.get<std::string>(), "grpo::LrSchedulerType",
+                               "lr_scheduler_type");
 }
 
 inline void GRPOConfig::validate() const {
@@ -328,35 +332,35 @@ inline void GRPOConfig::validate() const {
 
 // JSON keys are TRL's option names (the list is GRPOConfig::visit_fields); every field is written, null for unset
 // optionals, enums as TRL's strings.
-inline void to_json(nlohmann::json& j, const GRPOConfig& c) { detail::write_fields(j, c); }
+inline void to_json(nlohmann::json& j, const GRPOConfig& c) { detail::write_fields(j, c, "grpo::GRPOConfig"); }
 
 // Missing keys keep their defaults; an unknown key or a wrong type (0.1 or true for an integer, a negative seed,
 // a number for a string, ...) is an error naming the key and the value. Call validate() after.
-inline void from_json(const nlohmann::json& j, GRPOConfig& c) { detail::read_fields(j, c, "GRPOConfig"); }
+inline void from_json(const nlohmann::json& j, GRPOConfig& c) { detail::read_fields(j, c, "grpo::GRPOConfig"); }
 
 /// Reads a GRPOConfig from a JSON file (strict keys) and validates it; errors name the file.
 inline GRPOConfig load_config(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw std::runtime_error("grpo::load_config: cannot open '" + path + "'");
+  if (!in) throw RuntimeError("grpo::load_config: cannot open '" + path + "'");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
-    throw std::invalid_argument("grpo::load_config: '" + path + "' is not valid JSON: " + e.what());
+    throw InvalidArgument("grpo::load_config: '" + path + "' is not valid JSON: " + e.what());
   }
   GRPOConfig config;
   try {
     config = j.get<GRPOConfig>();
     config.validate();
   } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument("grpo::load_config: '" + path + "': " + e.what());
+    throw InvalidArgument("grpo::load_config: '" + path + "': " + e.what());
   }
   return config;
 }
 
 /// Writes the config as indented JSON, atomically (a crash leaves the old file or the new one).
 inline void save_config(const GRPOConfig& config, const std::string& path) {
-  detail::atomic_write_file(path, nlohmann::json(config).dump(2) + "\n");
+  detail::atomic_write_file(path, nlohmann::json(config).dump(2) + "\n", "grpo::save_config: ");
 }
 
 }  // namespace grpo

@@ -1,12 +1,13 @@
 #pragma once
-// DAPO dynamic sampling (grpo-math.md §8): keep only the groups whose rewards differ, generate more until the
+// DAPO dynamic sampling (docs/math.md §8): keep only the groups whose rewards differ, generate more until the
 // generation batch is full or the retries run out. Torch-free.
 
 #include <cstdint>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -15,8 +16,8 @@ namespace grpo {
 /// fewer than two non-NaN rewards counts as all equal. rewards.size() must be divisible by G.
 inline std::vector<int64_t> groups_with_reward_variance(const std::vector<double>& rewards, int num_generations) {
   if (num_generations < 1 || rewards.size() % static_cast<std::size_t>(num_generations) != 0) {
-    throw std::invalid_argument("grpo::groups_with_reward_variance: " + std::to_string(rewards.size()) +
-                                " rewards are not a multiple of num_generations = " + std::to_string(num_generations));
+    throw InvalidArgument("grpo::groups_with_reward_variance: " + std::to_string(rewards.size()) +
+                          " rewards are not a multiple of num_generations = " + std::to_string(num_generations));
   }
   std::vector<int64_t> kept;
   const auto groups = static_cast<int64_t>(rewards.size()) / num_generations;
@@ -38,7 +39,7 @@ inline std::vector<int64_t> groups_with_reward_variance(const std::vector<double
   return kept;
 }
 
-/// Bookkeeping of DAPO dynamic sampling for one optimizer step's generation batch (grpo-math.md §8): the trainer
+/// Bookkeeping of DAPO dynamic sampling for one optimizer step's generation batch (docs/math.md §8): the trainer
 /// generates a round, passes its rewards to add_round(), keeps the groups it returns, and generates another round
 /// (from the sampler's next batch) while more_rounds() is true. After max_retries extra rounds it trains on what it
 /// has; metrics() reports the shortfall so that it is logged.
@@ -47,8 +48,8 @@ class DynamicSampling {
   /// groups_needed: prompts per generation batch; max_retries: extra rounds allowed after the first.
   DynamicSampling(int64_t groups_needed, int max_retries) : needed_(groups_needed), max_retries_(max_retries) {
     if (groups_needed < 1 || max_retries < 0) {
-      throw std::invalid_argument("grpo::DynamicSampling: groups_needed must be >= 1 and max_retries >= 0, got " +
-                                  std::to_string(groups_needed) + " and " + std::to_string(max_retries));
+      throw InvalidArgument("grpo::DynamicSampling: groups_needed must be >= 1 and max_retries >= 0, got " +
+                            std::to_string(groups_needed) + " and " + std::to_string(max_retries));
     }
   }
 

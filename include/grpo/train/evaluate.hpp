@@ -8,12 +8,12 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "grpo/data/dataset.hpp"
+#include "grpo/error.hpp"
 #include "grpo/train/rollout.hpp"
 #include "grpo/train/state.hpp"
 
@@ -37,7 +37,7 @@ std::map<std::string, double> evaluate_rollouts(RolloutGenerator<Model, Tokenize
                                                 const std::vector<std::string>& reward_names,
                                                 const EvalOptions& options, int64_t batch_rows, uint64_t& call,
                                                 const TrainingProgress& progress) {
-  if (data.empty()) throw std::invalid_argument("grpo::evaluate: the eval dataset is empty");
+  if (data.empty()) throw InvalidArgument("grpo::evaluate: the eval dataset is empty");
   const int g = std::max(1, options.num_generations);
   double reward_sum = 0, length_sum = 0;
   int64_t reward_count = 0;

@@ -10,12 +10,12 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "grpo/detail/atomic_file.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo {
 
@@ -25,7 +25,7 @@ struct MetricRecord {
   int64_t step = 0;
   /// Fractional epoch at that step.
   double epoch = 0.0;
-  /// Metric name (grpo-math.md §6, eval metrics prefixed "eval_") -> value.
+  /// Metric name (docs/math.md §6, eval metrics prefixed "eval_") -> value.
   std::map<std::string, double> metrics;
 };
 
@@ -37,13 +37,14 @@ inline nlohmann::json number_or_null(double value) {
 }
 
 // Appends one JSON value per line to a file, flushing each line so a crash loses at most the line being written.
+// `owner` is the public class that writes ("grpo::MetricsLog"); it starts every error message.
 class JsonlAppender {
  public:
   JsonlAppender() = default;
-  explicit JsonlAppender(std::string path) : path_(std::move(path)) {
+  JsonlAppender(std::string path, std::string owner) : path_(std::move(path)), owner_(std::move(owner)) {
     out_.open(path_, std::ios::out | std::ios::app);
     if (!out_) {
-      throw std::runtime_error("grpo: cannot open '" + path_ + "' for appending (does the directory exist?)");
+      throw RuntimeError(owner_ + ": cannot open '" + path_ + "' for appending (does the directory exist?)");
     }
   }
   bool is_open() const { return out_.is_open(); }
@@ -51,11 +52,12 @@ class JsonlAppender {
   void append(const nlohmann::json& value) {
     out_ << value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     out_.flush();
-    if (!out_) throw std::runtime_error("grpo: cannot write to '" + path_ + "'");
+    if (!out_) throw RuntimeError(owner_ + ": cannot write to '" + path_ + "'");
   }
 
  private:
   std::string path_;
+  std::string owner_;
   std::ofstream out_;
 };
 
@@ -107,9 +109,9 @@ class MetricAverager {
 
 namespace detail {
 
-// The JSON lines of `path` (none when it does not exist), each parsed; a line that is not JSON is an error naming
-// the file and the line.
-inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+// The JSON lines of `path` (none when it does not exist), each parsed; a line that is not JSON is an error starting
+// with `where` (the public caller, "grpo::truncate_jsonl_after_step: ") and naming the file and the line.
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path, const std::string& where) {
   std::vector<nlohmann::json> out;
   std::ifstream in(path);
   if (!in) return out;
@@ -119,7 +121,7 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
     try {
       out.push_back(nlohmann::json::parse(line));
     } catch (const nlohmann::json::parse_error& e) {
-      throw std::runtime_error("grpo: " + path + ":" + std::to_string(number) + " is not a JSON line: " + e.what());
+      throw RuntimeError(where + path + ":" + std::to_string(number) + " is not a JSON line: " + e.what());
     }
   }
   return out;
@@ -131,9 +133,10 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 /// rewrites the file atomically: a run resumed from the checkpoint of `last_step` then appends the steps it runs
 /// again without duplicating them. Returns the kept records; a missing file stays missing.
 inline std::vector<nlohmann::json> truncate_jsonl_after_step(const std::string& path, int64_t last_step) {
+  const std::string where = "grpo::truncate_jsonl_after_step: ";
   std::vector<nlohmann::json> kept;
   bool dropped = false;
-  for (auto& record : detail::read_jsonl(path)) {
+  for (auto& record : detail::read_jsonl(path, where)) {
     const auto step = record.find("step");
     if (step != record.end() && step->is_number() && step->get<int64_t>() > last_step) {
       dropped = true;
@@ -144,7 +147,7 @@ inline std::vector<nlohmann::json> truncate_jsonl_after_step(const std::string& 
   if (dropped) {
     std::string text;
     for (const auto& record : kept) text += record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    detail::atomic_write_file(path, text);
+    detail::atomic_write_file(path, text, where);
   }
   return kept;
 }
@@ -171,7 +174,7 @@ class MetricsLog {
  public:
   /// With an empty path nothing is written to disk (history() is still kept, e.g. for the chart).
   explicit MetricsLog(const std::string& metrics_jsonl_path = "") {
-    if (!metrics_jsonl_path.empty()) file_ = detail::JsonlAppender(metrics_jsonl_path);
+    if (!metrics_jsonl_path.empty()) file_ = detail::JsonlAppender(metrics_jsonl_path, "grpo::MetricsLog");
   }
 
   /// Adds one value of `name` to the current window; NaN values are dropped.
@@ -217,7 +220,8 @@ class MetricsLog {
 class CompletionsLog {
  public:
   /// Opens (creates or appends to) the file.
-  explicit CompletionsLog(const std::string& completions_jsonl_path) : file_(completions_jsonl_path) {}
+  explicit CompletionsLog(const std::string& completions_jsonl_path)
+      : file_(completions_jsonl_path, "grpo::CompletionsLog") {}
 
   /// Writes N lines. rewards_per_func is N x K (NaN = the function returned none), reward_names has K names,
   /// advantages has N values; prompts and completions have N entries each (prompts repeated per completion).
@@ -228,7 +232,7 @@ class CompletionsLog {
     const auto k = reward_names.size();
     if (prompts.size() != n || advantages.size() != n || static_cast<std::size_t>(rewards_per_func.rows()) != n ||
         static_cast<std::size_t>(rewards_per_func.cols()) != k) {
-      throw std::invalid_argument(
+      throw InvalidArgument(
           "grpo::CompletionsLog::write: sizes disagree: " + std::to_string(prompts.size()) + " prompts, " +
           std::to_string(n) + " completions, " + std::to_string(advantages.size()) + " advantages, rewards " +
           std::to_string(rewards_per_func.rows()) + " x " + std::to_string(rewards_per_func.cols()) + " for " +

@@ -1,5 +1,5 @@
 #pragma once
-// One micro-step: the policy's log-probs of a buffer slice (with gradient), the GRPO loss (grpo-math.md §3-§5),
+// One micro-step: the policy's log-probs of a buffer slice (with gradient), the GRPO loss (docs/math.md §3-§5),
 // backward (gradients accumulate until the optimizer step), and the micro-step's metrics (§6).
 
 #include <cmath>

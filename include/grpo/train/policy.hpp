@@ -1,6 +1,6 @@
 #pragma once
 // Policy<M> (the trainable model) and Reference<M> (a frozen copy for the KL term): completion log-probs in
-// micro-batches (grpo-math.md §2), generation, and reference-model sync.
+// micro-batches (docs/math.md §2), generation, and reference-model sync.
 
 #include <torch/types.h>
 
@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -16,6 +15,7 @@
 
 #include "grpo/core/logprobs.hpp"
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 #include "grpo/generation/generate.hpp"
 #include "grpo/models/causal_lm.hpp"
 
@@ -48,7 +48,7 @@ std::shared_ptr<M> deep_copy(const M& model) {
       return copy;
     } else {
       auto typed = std::dynamic_pointer_cast<M>(copy);
-      if (!typed) throw std::runtime_error("grpo::Reference: the model's clone() returned another type");
+      if (!typed) throw RuntimeError("grpo::Reference: the model's clone() returned another type");
       return typed;
     }
   } else {
@@ -66,17 +66,17 @@ CompletionLogps completion_logps_in_micro_batches(M& model, const torch::Tensor&
                                                   int64_t micro_batch_size, bool want_entropy) {
   const std::string where = "grpo::Policy::completion_logps: ";
   if (!prompt_ids.defined() || prompt_ids.dim() != 2) {
-    throw std::invalid_argument(where + "prompt_ids must be [B,P], got shape " + shape_string(prompt_ids));
+    throw InvalidArgument(where + "prompt_ids must be [B,P], got shape " + shape_string(prompt_ids));
   }
   if (!completion_ids.defined() || completion_ids.dim() != 2 || completion_ids.size(0) != prompt_ids.size(0)) {
-    throw std::invalid_argument(where + "completion_ids must be [B,T] with B = " + std::to_string(prompt_ids.size(0)) +
-                                ", got shape " + shape_string(completion_ids));
+    throw InvalidArgument(where + "completion_ids must be [B,T] with B = " + std::to_string(prompt_ids.size(0)) +
+                          ", got shape " + shape_string(completion_ids));
   }
   const auto batch = prompt_ids.size(0);
   require_shape(where, "prompt_mask", prompt_mask, prompt_ids.sizes(), "[B,P] like prompt_ids");
   require_shape(where, "completion_mask", completion_mask, completion_ids.sizes(), "[B,T] like completion_ids");
   if (micro_batch_size < 0) {
-    throw std::invalid_argument(where + "micro_batch_size must be >= 0, got " + std::to_string(micro_batch_size));
+    throw InvalidArgument(where + "micro_batch_size must be >= 0, got " + std::to_string(micro_batch_size));
   }
   const auto step = micro_batch_size == 0 ? std::max<int64_t>(batch, 1) : micro_batch_size;
   const auto ids = torch::cat({prompt_ids, completion_ids}, 1);
@@ -113,13 +113,13 @@ class Policy {
  public:
   /// Wraps `model` (shared: the optimizer and checkpoints may hold it too) and switches dropout off.
   explicit Policy(std::shared_ptr<M> model) : model_(std::move(model)) {
-    if (!model_) throw std::invalid_argument("grpo::Policy: the model is null");
+    if (!model_) throw InvalidArgument("grpo::Policy: the model is null");
     set_train_mode(*model_, false);
   }
 
   /// [B,T] completion log-probs (with gradient) and optional [B,T] entropies (no gradient), computed from the
   /// model's logits over prompt + completion, `micro_batch_size` rows per forward (0 = all rows at once).
-  /// prompt_ids/prompt_mask [B,P] (left-padded), completion_ids/completion_mask [B,T]; grpo-math.md §2.
+  /// prompt_ids/prompt_mask [B,P] (left-padded), completion_ids/completion_mask [B,T]; docs/math.md §2.
   CompletionLogps completion_logps(const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                                    const torch::Tensor& completion_ids, const torch::Tensor& completion_mask,
                                    double temperature = 1.0, int64_t micro_batch_size = 0,
@@ -164,7 +164,7 @@ class Reference {
   explicit Reference(const Policy<M>& policy) : model_(detail::deep_copy(policy.model())) { freeze(); }
   /// Uses `model` (e.g. loaded separately from a checkpoint) as the reference, frozen.
   explicit Reference(std::shared_ptr<M> model) : model_(std::move(model)) {
-    if (!model_) throw std::invalid_argument("grpo::Reference: the model is null");
+    if (!model_) throw InvalidArgument("grpo::Reference: the model is null");
     freeze();
   }
 
@@ -181,21 +181,21 @@ class Reference {
   /// Reference-model sync (TRL's sync_ref_model): ref = alpha * policy + (1 - alpha) * ref, parameter by parameter.
   void sync_from(const Policy<M>& policy, double alpha) {
     if (!(alpha >= 0 && alpha <= 1)) {
-      throw std::invalid_argument("grpo::Reference::sync_from: alpha must be in [0, 1], got " + std::to_string(alpha));
+      throw InvalidArgument("grpo::Reference::sync_from: alpha must be in [0, 1], got " + std::to_string(alpha));
     }
     torch::NoGradGuard no_grad;
     const auto source = policy.parameters();
     std::vector<torch::Tensor> target;
     for (const auto& p : model_->parameters()) target.push_back(p);
     if (source.size() != target.size()) {
-      throw std::invalid_argument("grpo::Reference::sync_from: the policy has " + std::to_string(source.size()) +
-                                  " parameters but the reference has " + std::to_string(target.size()));
+      throw InvalidArgument("grpo::Reference::sync_from: the policy has " + std::to_string(source.size()) +
+                            " parameters but the reference has " + std::to_string(target.size()));
     }
     for (std::size_t i = 0; i < target.size(); ++i) {
       if (source[i].sizes() != target[i].sizes()) {
-        throw std::invalid_argument("grpo::Reference::sync_from: parameter " + std::to_string(i) + " has shape " +
-                                    shape_string_of(source[i]) + " in the policy but " + shape_string_of(target[i]) +
-                                    " in the reference");
+        throw InvalidArgument("grpo::Reference::sync_from: parameter " + std::to_string(i) + " has shape " +
+                              shape_string_of(source[i]) + " in the policy but " + shape_string_of(target[i]) +
+                              " in the reference");
       }
       target[i].mul_(1.0 - alpha).add_(source[i].detach().to(target[i].options()), alpha);
     }

@@ -143,7 +143,7 @@ class TrainingChart {
   void on_train_begin(const TrainerState& state) {
     const auto metrics_path = (std::filesystem::path(dir_) / "metrics.jsonl").string();
     std::vector<nlohmann::json> lines;
-    for (auto& line : detail::read_jsonl(metrics_path)) {
+    for (auto& line : detail::read_jsonl(metrics_path, "grpo::TrainingChart: ")) {
       if (line.value("step", int64_t{0}) <= state.global_step) lines.push_back(std::move(line));
     }
     history_ = metric_records(lines);

@@ -22,6 +22,7 @@
 #include "grpo/detail/nan_stats.hpp"
 #include "grpo/detail/padding.hpp"
 #include "grpo/detail/random.hpp"
+#include "grpo/error.hpp"
 #include "grpo/generation/generate.hpp"
 #include "grpo/rewards/scoring.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
@@ -92,7 +93,7 @@ inline Rollout join_rows(const std::vector<const Rollout*>& parts, const std::ve
 
 }  // namespace detail
 
-/// The generation-batch metrics of TRL's log (grpo-math.md §6): reward, reward_std, rewards/<name>/mean|std,
+/// The generation-batch metrics of TRL's log (docs/math.md §6): reward, reward_std, rewards/<name>/mean|std,
 /// frac_reward_zero_std, completions/{mean,min,max}_length, completions/clipped_ratio, plus the reward functions'
 /// own metrics.
 inline std::map<std::string, double> rollout_metrics(const Rollout& rollout, const Advantages& advantages,
@@ -155,8 +156,8 @@ class RolloutGenerator {
   std::vector<int64_t> encode_prompt(const std::string& prompt, int64_t row) const {
     auto ids = tokenizer_.encode(prompt);
     if (ids.empty()) {
-      throw std::invalid_argument("grpo::GRPOTrainer: the prompt of dataset row " + std::to_string(row) +
-                                  " encodes to no tokens: \"" + prompt + "\"");
+      throw InvalidArgument("grpo::GRPOTrainer: the prompt of dataset row " + std::to_string(row) +
+                            " encodes to no tokens: \"" + prompt + "\"");
     }
     if (static_cast<int64_t>(ids.size()) > config_.max_prompt_length) {
       ids.erase(ids.begin(), ids.end() - config_.max_prompt_length);

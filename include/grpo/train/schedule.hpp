@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 
+#include "grpo/error.hpp"
 #include "grpo/train/config.hpp"
 
 namespace grpo {
@@ -17,9 +17,9 @@ namespace grpo {
 /// linear decay reaching 0 at total_steps, or half a cosine reaching 0 at total_steps. Never negative.
 inline double lr_multiplier(LrSchedulerType type, int64_t step, int64_t total_steps, int64_t warmup_steps) {
   if (step < 0 || total_steps < 0 || warmup_steps < 0) {
-    throw std::invalid_argument("grpo::lr_multiplier: step, total_steps and warmup_steps must be >= 0, got " +
-                                std::to_string(step) + ", " + std::to_string(total_steps) + ", " +
-                                std::to_string(warmup_steps));
+    throw InvalidArgument("grpo::lr_multiplier: step, total_steps and warmup_steps must be >= 0, got " +
+                          std::to_string(step) + ", " + std::to_string(total_steps) + ", " +
+                          std::to_string(warmup_steps));
   }
   if (step < warmup_steps) {
     return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_steps));
@@ -58,9 +58,9 @@ inline double learning_rate_at(const GRPOConfig& config, int64_t step, int64_t t
 inline int64_t optimizer_steps_per_epoch(const GRPOConfig& config, int64_t num_prompts) {
   const int64_t prompts_per_batch = config.prompts_per_generation();
   if (prompts_per_batch < 1 || num_prompts < prompts_per_batch) {
-    throw std::invalid_argument("grpo::optimizer_steps_per_epoch: the dataset has " + std::to_string(num_prompts) +
-                                " prompts but one generation batch needs " + std::to_string(prompts_per_batch) +
-                                " (generation_batch_size / num_generations); use more prompts or a smaller batch");
+    throw InvalidArgument("grpo::optimizer_steps_per_epoch: the dataset has " + std::to_string(num_prompts) +
+                          " prompts but one generation batch needs " + std::to_string(prompts_per_batch) +
+                          " (generation_batch_size / num_generations); use more prompts or a smaller batch");
   }
   const int64_t micro_steps = (num_prompts / prompts_per_batch) * config.micro_steps_per_generation();
   return std::max<int64_t>(1, micro_steps / config.gradient_accumulation_steps);

@@ -6,7 +6,6 @@
 
 #include <cstdint>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "grpo/data/dataset.hpp"
 #include "grpo/detail/padding.hpp"
 #include "grpo/detail/random.hpp"
+#include "grpo/error.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
 #include "grpo/train/callbacks.hpp"
 #include "grpo/train/policy.hpp"
@@ -57,9 +57,9 @@ SFTResult sft_train(Policy<Model>& policy, const Tokenizer& tokenizer, const Dat
                     const SFTOptions& options, Callbacks&&... callbacks) {
   static_assert(check_tokenizer<Tokenizer>());
   const std::string where = "grpo::sft_train: ";
-  if (dataset.empty()) throw std::invalid_argument(where + "the dataset is empty");
+  if (dataset.empty()) throw InvalidArgument(where + "the dataset is empty");
   if (options.steps < 0 || options.batch_size < 1 || options.logging_steps < 1) {
-    throw std::invalid_argument(where + "steps must be >= 0, batch_size >= 1 and logging_steps >= 1");
+    throw InvalidArgument(where + "steps must be >= 0, batch_size >= 1 and logging_steps >= 1");
   }
   // Every row's prompt and target, tokenised once (errors name the row).
   std::vector<std::vector<int64_t>> prompts, targets;
@@ -67,8 +67,8 @@ SFTResult sft_train(Policy<Model>& policy, const Tokenizer& tokenizer, const Dat
     const nlohmann::json& row = dataset.row(i);
     const auto it = row.find(options.target_column);
     if (it == row.end() || it->is_null()) {
-      throw std::invalid_argument(where + "dataset row " + std::to_string(i) + " has no \"" + options.target_column +
-                                  "\" (SFTOptions::target_column)");
+      throw InvalidArgument(where + "dataset row " + std::to_string(i) + " has no \"" + options.target_column +
+                            "\" (SFTOptions::target_column)");
     }
     prompts.push_back(tokenizer.encode(dataset.prompt(i)));
     auto target = tokenizer.encode(it->is_string() ? it->template get<std::string>() : it->dump());

@@ -34,7 +34,7 @@ inline void to_json(nlohmann::json& j, const TrainerState& s) {
       {"last_checkpoint", s.last_checkpoint}};
 }
 inline void from_json(const nlohmann::json& j, TrainerState& s) {
-  detail::JsonFields f(j, "TrainerState");
+  detail::JsonFields f(j, "grpo::TrainerState");
   f.read("global_step", s.global_step);
   f.read("epoch", s.epoch);
   f.read("max_steps", s.max_steps);

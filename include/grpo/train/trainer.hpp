@@ -1,5 +1,6 @@
 #pragma once
-// GRPOTrainer: the GRPO loop with TRL's semantics (trl-grpo-survey.md §2.3, §2.11), composed of
+// GRPOTrainer: the GRPO loop with TRL's semantics (docs/math.md §9; its deliberate differences from TRL: §10),
+// composed of
 //   train/rollout.hpp         generate, decode, score (the dataset's columns are the kwargs), dynamic sampling
 //   core/advantages.hpp       group advantages
 //   train/buffer.hpp          the shuffled generation batch, old / reference log-probs, micro-batch slices
@@ -16,7 +17,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
@@ -28,6 +28,7 @@
 #include "grpo/core/advantages.hpp"
 #include "grpo/data/dataset.hpp"
 #include "grpo/data/sampler.hpp"
+#include "grpo/error.hpp"
 #include "grpo/rewards/scoring.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
 #include "grpo/train/batching.hpp"
@@ -113,23 +114,23 @@ class GRPOTrainer {
       torch::set_num_threads(*options_.torch_threads == 0 ? static_cast<int>(cores) : *options_.torch_threads);
     }
     if (config_.num_processes != 1) {
-      throw std::invalid_argument("grpo::GRPOTrainer: num_processes = " + std::to_string(config_.num_processes) +
-                                  ", but multi-process training is not implemented yet; use 1");
+      throw InvalidArgument("grpo::GRPOTrainer: num_processes = " + std::to_string(config_.num_processes) +
+                            ", but multi-process training is not implemented yet; use 1");
     }
     scorer_.check_columns(reward_columns(train_));
     if (eval_ && !eval_->empty()) scorer_.check_columns(reward_columns(*eval_));
     for (const auto& f : scorer_.functions()) reward_names_.push_back(f.name());
     const auto& accuracy = options_.eval.accuracy_reward;
     if (!accuracy.empty() && std::find(reward_names_.begin(), reward_names_.end(), accuracy) == reward_names_.end()) {
-      throw std::invalid_argument("grpo::GRPOTrainer: eval accuracy_reward \"" + accuracy +
-                                  "\" is not one of the reward functions");
+      throw InvalidArgument("grpo::GRPOTrainer: eval accuracy_reward \"" + accuracy +
+                            "\" is not one of the reward functions");
     }
     total_steps_ = resolve_total_steps(config_, static_cast<int64_t>(train_.size()));
     state_.max_steps = total_steps_;
     if (config_.beta != 0.0) reference_.emplace(policy_);
     optimizer_ = options_.optimizer ? options_.optimizer(policy_.parameters(), config_)
                                     : make_adamw(policy_.parameters(), config_);
-    if (!optimizer_) throw std::invalid_argument("grpo::GRPOTrainer: the optimizer factory returned null");
+    if (!optimizer_) throw InvalidArgument("grpo::GRPOTrainer: the optimizer factory returned null");
     if (options_.default_reporters) {
       callbacks_ = default_reporters(config_.output_dir, config_.logging_steps, config_.log_completions);
     }
@@ -198,7 +199,7 @@ class GRPOTrainer {
   /// "eval_completions/mean_length" and, with TrainerOptions::eval.accuracy_reward, "eval_accuracy".
   std::map<std::string, double> evaluate(const std::optional<Dataset>& dataset = std::nullopt) {
     const Dataset* data = dataset ? &*dataset : (eval_ ? &*eval_ : nullptr);
-    if (!data || data->empty()) throw std::invalid_argument("grpo::GRPOTrainer::evaluate: there is no eval dataset");
+    if (!data || data->empty()) throw InvalidArgument("grpo::GRPOTrainer::evaluate: there is no eval dataset");
     if (dataset) scorer_.check_columns(reward_columns(*dataset));
     torch::NoGradGuard no_grad;
     return evaluate_rollouts(rollouts_, *data, reward_names_, options_.eval, config_.generation_batch_size(),
@@ -309,8 +310,8 @@ class GRPOTrainer {
     for (const auto& item : a.items()) {
       if (!b.contains(item.key()) || b.at(item.key()) != item.value()) fields += " " + item.key();
     }
-    throw std::invalid_argument("grpo::GRPOTrainer::resume_from_checkpoint: " + where +
-                                " was written with a different config; differing fields:" + fields);
+    throw InvalidArgument("grpo::GRPOTrainer::resume_from_checkpoint: " + where +
+                          " was written with a different config; differing fields:" + fields);
   }
 
   GRPOConfig config_;

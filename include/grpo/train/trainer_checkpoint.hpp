@@ -23,6 +23,7 @@
 #include "grpo/data/sampler.hpp"
 #include "grpo/detail/atomic_file.hpp"
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/error.hpp"
 #include "grpo/models/safetensors.hpp"
 #include "grpo/train/buffer.hpp"
 #include "grpo/train/checkpoint.hpp"
@@ -66,10 +67,12 @@ void load_parameters(M& model, const TensorMap& stored, const std::string& path)
   const auto params = named_parameters_of(model);
   for (const auto& [name, param] : params) {
     const auto it = stored.find(name);
-    if (it == stored.end()) throw std::runtime_error("grpo::resume_from_checkpoint: " + path + " lacks tensor " + name);
+    if (it == stored.end()) {
+      throw RuntimeError("grpo::GRPOTrainer::resume_from_checkpoint: " + path + " lacks tensor " + name);
+    }
     if (it->second.sizes() != param.sizes()) {
-      throw std::runtime_error("grpo::resume_from_checkpoint: " + path + ": tensor " + name + " has shape " +
-                               shape_string(it->second) + " but the model's is " + shape_string(param));
+      throw RuntimeError("grpo::GRPOTrainer::resume_from_checkpoint: " + path + ": tensor " + name + " has shape " +
+                         shape_string(it->second) + " but the model's is " + shape_string(param));
     }
   }
   for (const auto& [name, param] : params) {
@@ -114,7 +117,8 @@ void write_trainer_checkpoint(const std::string& dir, Policy<Model>& policy,
     meta["config"] = config;
     meta["generation_calls"] = progress.generation_calls;
     meta["buffer"] = buffer.meta();
-    detail::atomic_write_file((fs::path(tmp) / "trainer_state.json").string(), meta.dump(2));
+    detail::atomic_write_file((fs::path(tmp) / "trainer_state.json").string(), meta.dump(2),
+                              "grpo::write_trainer_checkpoint: ");
   });
 }
 
@@ -134,7 +138,7 @@ inline TrainerCheckpoint read_trainer_checkpoint(const std::string& dir, bool wi
   c.dir = dir;
   const auto state_path = (fs::path(dir) / "trainer_state.json").string();
   std::ifstream in(state_path);
-  if (!in) throw std::runtime_error("grpo::resume_from_checkpoint: cannot read " + state_path);
+  if (!in) throw RuntimeError("grpo::read_trainer_checkpoint: cannot read " + state_path);
   try {
     c.meta = nlohmann::json::parse(in);
     c.config = c.meta.at("config").get<GRPOConfig>();
@@ -142,14 +146,14 @@ inline TrainerCheckpoint read_trainer_checkpoint(const std::string& dir, bool wi
     c.progress.sampler = c.meta.at("sampler_state").get<SamplerState>();
     c.progress.generation_calls = c.meta.at("generation_calls").get<uint64_t>();
   } catch (const std::exception& e) {
-    throw std::runtime_error("grpo::resume_from_checkpoint: " + state_path + " is not a valid trainer state: " +
-                             e.what());
+    throw RuntimeError("grpo::read_trainer_checkpoint: " + state_path + " is not a valid trainer state: " +
+                       e.what());
   }
   c.model = read_safetensors((fs::path(dir) / "model.safetensors").string()).tensors;
   if (with_reference) c.reference = read_safetensors((fs::path(dir) / "reference.safetensors").string()).tensors;
   c.extra = read_safetensors((fs::path(dir) / "trainer_tensors.safetensors").string()).tensors;
   if (c.extra.count("rng/cpu") == 0) {
-    throw std::runtime_error("grpo::resume_from_checkpoint: " + dir + "/trainer_tensors.safetensors lacks rng/cpu");
+    throw RuntimeError("grpo::read_trainer_checkpoint: " + dir + "/trainer_tensors.safetensors lacks rng/cpu");
   }
   return c;
 }

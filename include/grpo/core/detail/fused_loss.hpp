@@ -1,5 +1,5 @@
 #pragma once
-// The fused policy_loss kernel: one pass over the [B,T] inputs computes the loss (grpo-math.md §3-§5), the
+// The fused policy_loss kernel: one pass over the [B,T] inputs computes the loss (docs/math.md §3-§5), the
 // gradient d loss / d logps and the metric sums (§6), rows in parallel (at::parallel_for). A custom autograd
 // function saves the gradient; backward scales it by grad_output. Same values as the composed LibTorch ops of
 // loss.hpp (grpo::detail::policy_loss_composed), including PyTorch's subgradient conventions at ties:
@@ -16,7 +16,6 @@
 #include <cstring>
 #include <limits>
 #include <map>
-#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -27,10 +26,11 @@
 
 #include "grpo/core/loss_options.hpp"
 #include "grpo/detail/simd.hpp"
+#include "grpo/error.hpp"
 
 namespace grpo::detail {
 
-// The three shapes of per-token loss (grpo-math.md §4).
+// The three shapes of per-token loss (docs/math.md §4).
 enum class FusedFamily { clip, sapo, cispo };
 
 // Everything the kernel reads, in the logps dtype, contiguous; options resolved to scalars.
@@ -254,7 +254,7 @@ template <class S, FusedFamily family, bool sequence, bool with_kl, bool counts_
   const T beta = in.beta;
   const bool bias_correction = in.bias_correction;
 
-  // Sequence level: one ratio per row (grpo-math.md §3) and its ratio-only loss.
+  // Sequence level: one ratio per row (docs/math.md §3) and its ratio-only loss.
   T row_ratio = 1, row_loss = 0, row_dloss = 0;
   if constexpr (sequence) {
     const auto mean_log_ratio = static_cast<T>(simd::lane_sum(log_ratio_sum) / std::max<double>(active_count, 1.0));
@@ -469,7 +469,7 @@ struct FusedTensors {
   FusedOutcome* outcome = nullptr;
 };
 
-// The factor that turns the sum of the per-token terms into the micro-step loss (grpo-math.md §5); bnpo's needs the
+// The factor that turns the sum of the per-token terms into the micro-step loss (docs/math.md §5); bnpo's needs the
 // micro-batch's token count, which the pass finds.
 inline double fused_loss_scale(const LossOptions& o, const FusedTensors& ts, double rows, int64_t tokens_per_row,
                                double active_tokens) {
@@ -607,8 +607,8 @@ struct FusedPolicyLossFunction : public torch::autograd::Function<FusedPolicyLos
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
     if (torch::GradMode::is_enabled()) {
-      throw std::runtime_error(
-          "grpo::policy_loss (fused): double backward (create_graph = true) is not supported; use "
+      throw RuntimeError(
+          "grpo::policy_loss: double backward (create_graph = true) through the fused kernel is not supported; use "
           "grpo::detail::policy_loss_composed for higher-order gradients");
     }
     torch::Tensor grad = ctx->get_saved_variables()[0];

@@ -4,10 +4,10 @@
 #include <cctype>
 #include <functional>
 #include <regex>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
+#include "grpo/error.hpp"
 #include "grpo/rewards/reward_function.hpp"
 
 namespace grpo {
@@ -34,7 +34,7 @@ inline RewardFunction format_reward(const std::string& pattern, std::string name
   try {
     compiled = std::regex(pattern, std::regex::ECMAScript | std::regex::optimize);
   } catch (const std::regex_error& e) {
-    throw std::invalid_argument("format_reward: invalid regex \"" + pattern + "\": " + e.what());
+    throw InvalidArgument("grpo::format_reward: invalid regex \"" + pattern + "\": " + e.what());
   }
   FormatReward reward;
   reward.matches = [compiled](std::string_view text) {

@@ -3,11 +3,11 @@
 
 #include <cctype>
 #include <set>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "grpo/error.hpp"
 #include "grpo/rewards/reward_function.hpp"
 
 namespace grpo {
@@ -45,10 +45,10 @@ struct RepetitionPenalty {
 
 /// The penalty as a RewardFunction named "repetition_penalty".
 inline RewardFunction repetition_penalty_reward(int ngram_size = 3, double max_penalty = -1.0) {
-  if (ngram_size < 1) throw std::invalid_argument("repetition_penalty_reward: ngram_size must be >= 1");
+  if (ngram_size < 1) throw InvalidArgument("grpo::repetition_penalty_reward: ngram_size must be >= 1");
   if (max_penalty > 0) {
-    throw std::invalid_argument("repetition_penalty_reward: max_penalty must be <= 0, got " +
-                                std::to_string(max_penalty));
+    throw InvalidArgument("grpo::repetition_penalty_reward: max_penalty must be <= 0, got " +
+                          std::to_string(max_penalty));
   }
   return RewardFunction("repetition_penalty", RepetitionPenalty{ngram_size, max_penalty});
 }

@@ -1,11 +1,11 @@
 #pragma once
-// DAPO's soft overlong punishment (grpo-math.md §8), from the completion's token count.
+// DAPO's soft overlong punishment (docs/math.md §8), from the completion's token count.
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 
+#include "grpo/error.hpp"
 #include "grpo/rewards/reward_function.hpp"
 
 namespace grpo {
@@ -31,9 +31,9 @@ struct SoftOverlongPunishment {
 /// The punishment as a RewardFunction named "soft_overlong_punishment".
 inline RewardFunction soft_overlong_punishment_reward(int64_t max_completion_length, int64_t soft_punish_cache) {
   if (soft_punish_cache < 1 || soft_punish_cache > max_completion_length) {
-    throw std::invalid_argument("soft_overlong_punishment_reward: soft_punish_cache must be in [1, " +
-                                std::to_string(max_completion_length) + "], got " +
-                                std::to_string(soft_punish_cache));
+    throw InvalidArgument("grpo::soft_overlong_punishment_reward: soft_punish_cache must be in [1, " +
+                          std::to_string(max_completion_length) + "], got " +
+                          std::to_string(soft_punish_cache));
   }
   return RewardFunction("soft_overlong_punishment", SoftOverlongPunishment{max_completion_length, soft_punish_cache});
 }
