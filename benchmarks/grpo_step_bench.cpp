@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include "arithmetic_task.hpp"
 #include <grpo/models/llama.hpp>
 #include <grpo/rewards/builtin/accuracy.hpp>
 #include <grpo/rewards/builtin/format.hpp>
@@ -20,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include "arithmetic_task.hpp"
 
 namespace {
 
@@ -69,8 +69,9 @@ void grpo_step_demo(benchmark::State& state) {
   grpo::TrainerOptions options;
   options.torch_threads = threads;
   options.default_reporters = false;  // no console, no files: only the steps are timed
-  grpo::GRPOTrainer<grpo::LlamaModel, grpo::CharTokenizer> trainer(
-      model, tokenizer, std::move(rewards), config, grpo_examples::arithmetic_dataset({0, 29, "+"}), std::nullopt, options);
+  grpo::GRPOTrainer<grpo::LlamaModel, grpo::CharTokenizer> trainer(model, tokenizer, std::move(rewards), config,
+                                                                   grpo_examples::arithmetic_dataset({0, 29, "+"}),
+                                                                   std::nullopt, options);
 
   StepClock clock;
   trainer.train(clock);

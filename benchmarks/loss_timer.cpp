@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include <grpo/core/loss.hpp>
 #include <grpo/models/safetensors.hpp>
@@ -49,7 +49,7 @@ int run(const std::string& dir) {
     const grpo::LossOptions options;
     grpo::LossResult result;
     std::vector<double> samples;
-    for (int i = -2; i < reps; ++i) {  // two warm-up calls
+    for (int i = -2; i < reps; ++i) {               // two warm-up calls
       batch.logps = base.clone().requires_grad_();  // a fresh leaf, outside the timed region
       const auto start = std::chrono::steady_clock::now();
       result = grpo::policy_loss(batch, options);

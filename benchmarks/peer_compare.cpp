@@ -300,7 +300,8 @@ int run(const Args& args) {
     const auto timer_command = quote(binary) + " " + quote(dir.string());
     std::fprintf(stderr, "running %s\n", timer_command.c_str());
     const auto [code, out] = run_command(timer_command);
-    if (code != 0) throw std::runtime_error("the loss timer failed (exit " + std::to_string(code) + "): " + timer_command);
+    if (code != 0)
+      throw std::runtime_error("the loss timer failed (exit " + std::to_string(code) + "): " + timer_command);
     return nlohmann::json::parse(out);
   };
   // [shape] -> one median per round, for -O3, -O2 and Python.

@@ -1,9 +1,9 @@
 // policy_loss forward + backward + metrics, float32, default options (dapo, off-policy ratios, full mask), at
 // B x T, with 1 and 2 intra-op threads, and at 64 x 1024 on one thread with the KL term (beta 0.04, reference
-// log-probs) and with sequence-level importance sampling (GSPO): the fused kernel (grpo::policy_loss) against the composed LibTorch ops
-// (grpo::detail::policy_loss_composed), and against the memory-bandwidth floor: the bytes the loss must move
-// (logps, old_logps, mask and advantages read once, the gradient written once) divided by the bandwidth of a
-// stream triad a[i] = b[i] + s c[i] measured in this run with the same thread count.
+// log-probs) and with sequence-level importance sampling (GSPO): the fused kernel (grpo::policy_loss) against the
+// composed LibTorch ops (grpo::detail::policy_loss_composed), and against the memory-bandwidth floor: the bytes the
+// loss must move (logps, old_logps, mask and advantages read once, the gradient written once) divided by the bandwidth
+// of a stream triad a[i] = b[i] + s c[i] measured in this run with the same thread count.
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -44,8 +44,8 @@ double triad_bandwidth(int threads) {
 void stream_triad(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   for (auto _ : state) benchmark::DoNotOptimize(triad_bandwidth(threads));
-  state.counters["bandwidth"] = benchmark::Counter(triad_bandwidth(threads), benchmark::Counter::kDefaults,
-                                                   benchmark::Counter::kIs1000);
+  state.counters["bandwidth"] =
+      benchmark::Counter(triad_bandwidth(threads), benchmark::Counter::kDefaults, benchmark::Counter::kIs1000);
 }
 
 // Mean seconds per iteration of the composed path, by (rows, tokens, threads), for the fused path's speed-up.
@@ -88,11 +88,13 @@ void policy_loss(benchmark::State& state, bool fused, Variant variant = Variant:
     total += seconds;
   }
   const double mean = total / static_cast<double>(state.iterations());
-  const double bytes = static_cast<double>(((variant == Variant::kl ? 5 : 4) * rows * tokens + rows) * static_cast<int64_t>(sizeof(float)));
+  const double bytes = static_cast<double>(((variant == Variant::kl ? 5 : 4) * rows * tokens + rows) *
+                                           static_cast<int64_t>(sizeof(float)));
   const double floor = bytes / bandwidth;
   state.SetItemsProcessed(state.iterations() * rows * tokens);
   state.counters["bytes_moved"] = benchmark::Counter(bytes, benchmark::Counter::kDefaults, benchmark::Counter::kIs1024);
-  state.counters["bandwidth"] = benchmark::Counter(bandwidth, benchmark::Counter::kDefaults, benchmark::Counter::kIs1000);
+  state.counters["bandwidth"] =
+      benchmark::Counter(bandwidth, benchmark::Counter::kDefaults, benchmark::Counter::kIs1000);
   state.counters["floor_us"] = floor * 1e6;
   state.counters["time/floor"] = mean / floor;
   const std::vector<int64_t> key{rows, tokens, threads, static_cast<int64_t>(variant)};

@@ -16,13 +16,13 @@
 
 #include <torch/types.h>
 
-#include "arithmetic_task.hpp"
 #include <grpo/models/llama.hpp>
 #include <grpo/rewards/builtin/accuracy.hpp>
 #include <grpo/rewards/builtin/format.hpp>
 #include <grpo/tokenizers/char_tokenizer.hpp>
 #include <grpo/train/sft.hpp>
 #include <grpo/train/trainer.hpp>
+#include "arithmetic_task.hpp"
 
 namespace {
 
@@ -50,16 +50,26 @@ Args parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (key == "--sft-steps") a.sft_steps = std::stoll(value());
-    else if (key == "--grpo-steps") a.grpo_steps = std::stoll(value());
-    else if (key == "--output-dir") a.output_dir = value();
-    else if (key == "--seed") a.seed = std::stoull(value());
-    else if (key == "--threads") a.threads = std::stoi(value());
-    else if (key == "--lr") a.learning_rate = std::stod(value());
-    else if (key == "--max-operand") a.max_operand = std::stoll(value());
-    else if (key == "--width") a.width = std::stoll(value());
-    else if (key == "--layers") a.layers = std::stoll(value());
-    else if (key == "--batch") a.batch = std::stoi(value());
+    if (key == "--sft-steps")
+      a.sft_steps = std::stoll(value());
+    else if (key == "--grpo-steps")
+      a.grpo_steps = std::stoll(value());
+    else if (key == "--output-dir")
+      a.output_dir = value();
+    else if (key == "--seed")
+      a.seed = std::stoull(value());
+    else if (key == "--threads")
+      a.threads = std::stoi(value());
+    else if (key == "--lr")
+      a.learning_rate = std::stod(value());
+    else if (key == "--max-operand")
+      a.max_operand = std::stoll(value());
+    else if (key == "--width")
+      a.width = std::stoll(value());
+    else if (key == "--layers")
+      a.layers = std::stoll(value());
+    else if (key == "--batch")
+      a.batch = std::stoi(value());
     else {
       std::fprintf(stderr, "unknown option %s (options: --sft-steps --grpo-steps --output-dir --seed --threads --lr)\n",
                    key.c_str());
@@ -79,8 +89,8 @@ int main(int argc, char** argv) {
   // Problems a+b with a, b in 0..29 by default; the "answer" column is the ground truth.
   const grpo::Dataset all = grpo_examples::arithmetic_dataset({0, args.max_operand, "+"});
   const auto [train, eval] = all.split(0.2, args.seed);
-  std::printf("task: %zu addition problems a+b=, a and b in 0..%lld; %zu for training, %zu held out\n",
-              all.size(), static_cast<long long>(args.max_operand), train.size(), eval.size());
+  std::printf("task: %zu addition problems a+b=, a and b in 0..%lld; %zu for training, %zu held out\n", all.size(),
+              static_cast<long long>(args.max_operand), train.size(), eval.size());
 
   const auto tokenizer = grpo::CharTokenizer("0123456789+=");
   auto model_config = grpo::LlamaConfig::tiny(tokenizer.vocab_size());
@@ -115,7 +125,7 @@ int main(int argc, char** argv) {
   grpo::TrainerOptions options;
   options.eval.accuracy_reward = "accuracy";  // evaluate() reports this reward's mean as eval_accuracy
   grpo::GRPOTrainer<grpo::LlamaModel, grpo::CharTokenizer> trainer(model, tokenizer, std::move(rewards), config, train,
-                                                                  eval, options);
+                                                                   eval, options);
   const double initial = trainer.evaluate().at("eval_accuracy");
   std::printf("held-out accuracy of the untrained model: %.1f%%\n", 100 * initial);
 
@@ -138,8 +148,7 @@ int main(int argc, char** argv) {
   const double final_accuracy = result.last_eval_metrics.at("eval_accuracy");
 
   std::printf("\nheld-out accuracy: %.1f%% before GRPO -> %.1f%% after GRPO\n", 100 * base, 100 * final_accuracy);
-  std::printf("logs:  %s/metrics.jsonl, %s/completions.jsonl\n", config.output_dir.c_str(),
-              config.output_dir.c_str());
+  std::printf("logs:  %s/metrics.jsonl, %s/completions.jsonl\n", config.output_dir.c_str(), config.output_dir.c_str());
   std::printf("chart: %s/training_chart.svg\n", config.output_dir.c_str());
   std::printf("checkpoints: %s/checkpoint-*\n", config.output_dir.c_str());
   return 0;

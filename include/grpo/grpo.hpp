@@ -32,10 +32,10 @@
 #include "grpo/models/causal_lm.hpp"
 #include "grpo/models/llama.hpp"
 #include "grpo/models/llama_config.hpp"
-#include "grpo/train/policy.hpp"
 #include "grpo/models/safetensors.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
+#include "grpo/train/policy.hpp"
 
 // Data and training.
 #include "grpo/data/dataset.hpp"

@@ -104,8 +104,8 @@ TEST_CASE("normalize_then_sum z-scores each function per group, sums with weight
           "[advantages]") {
   // f1 = [1,0 | 3,1], f2 = [0,2 | none,4], weights [1, 0.5], G = 2.
   Eigen::MatrixXd m(4, 2);
-  m << 1, 0,  //
-      0, 2,   //
+  m << 1, 0,    //
+      0, 2,     //
       3, none,  //
       1, 4;
   grpo::AdvantageOptions o = options_with(2, grpo::ScaleRewards::none);  // scale_rewards is ignored in this mode

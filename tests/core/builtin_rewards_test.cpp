@@ -37,11 +37,11 @@ std::optional<double> accuracy(const std::string& completion, const nlohmann::js
 TEST_CASE("answers are extracted from the answer tag, then boxed, then the last number", "[rewards][builtin]") {
   CHECK(grpo::extract_answer("<think>2+2 is 4, or 5?</think><answer> 4 </answer>") == "4");
   CHECK(grpo::extract_answer("<answer>1</answer> no wait <answer>2</answer>") == "2");  // the last tag
-  CHECK(grpo::extract_answer("so \\boxed{\\frac{1}{2}} it is") == "\\frac{1}{2}");       // nested braces
+  CHECK(grpo::extract_answer("so \\boxed{\\frac{1}{2}} it is") == "\\frac{1}{2}");      // nested braces
   CHECK(grpo::extract_answer("<answer>\\boxed{7}</answer>") == "7");
   CHECK(grpo::extract_answer("we get 3 apples, then -1,250.5 pears.") == "-1,250.5");
   CHECK(grpo::extract_answer("x-3 and 10") == "10");
-  CHECK(grpo::extract_answer("item-7") == "7");  // a hyphen after a letter is not a sign
+  CHECK(grpo::extract_answer("item-7") == "7");                // a hyphen after a letter is not a sign
   CHECK(grpo::extract_answer("<answer>unclosed 12") == "12");  // falls back to the last number
   CHECK_FALSE(grpo::extract_answer("no numbers here").has_value());
   CHECK_FALSE(grpo::extract_answer("\\boxed{never closed").has_value());

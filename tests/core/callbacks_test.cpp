@@ -53,8 +53,8 @@ TEST_CASE("a callback list forwards each hook to the callbacks that have it, in 
   StepCounter counter;
   std::vector<std::string> calls;
   grpo::CallbackList list;
-  list.add(counter);             // by reference
-  list.add(Recorder{&calls});    // owned
+  list.add(counter);           // by reference
+  list.add(Recorder{&calls});  // owned
   grpo::TrainerState state;
   state.global_step = 7;
   const std::vector<std::string> prompts{"p", "p"}, completions{"a", "b"}, names{"r"};

@@ -1,7 +1,6 @@
 // GRPOConfig: TRL defaults, strict JSON round trip, files, and every validation error naming its field.
 #include "grpo/train/config.hpp"
 
-#include "support/catch.hpp"
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -12,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+#include "support/catch.hpp"
 
 #include "support/scoped_temp_dir.hpp"
 

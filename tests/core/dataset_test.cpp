@@ -1,14 +1,14 @@
 // Dataset loading from JSONL and JSON arrays: rows, columns, and errors that name file, line and element.
 #include "grpo/data/dataset.hpp"
 
-#include "support/catch.hpp"
 #include <string>
 #include <vector>
+#include "support/catch.hpp"
 
 #include "support/scoped_temp_dir.hpp"
 
-using grpo_test::Contains;
 using Catch::Matchers::StartsWith;
+using grpo_test::Contains;
 
 namespace {
 std::string dataset_error(const std::string& path) {

@@ -68,8 +68,7 @@ struct TwiceNamed {
 };
 }  // namespace grpo_errors_test
 
-TEST_CASE("grpo::Error catches what the library throws; the standard types and std::exception still do",
-          "[errors]") {
+TEST_CASE("grpo::Error catches what the library throws; the standard types and std::exception still do", "[errors]") {
   using grpo_errors_test::check_caught;
   using grpo_test::catch_error;
   grpo_test::ScopedTempDir dir;
@@ -112,9 +111,8 @@ TEST_CASE("grpo::Error catches what the library throws; the standard types and s
   check_caught(e, "grpo::Dataset::row: index 3");
 
   // Rewards: a failing reward function, a missing column, a bad scorer, the advantages.
-  grpo::RewardScorer throwing({grpo::RewardFunction("parser", [](std::string_view, const grpo::Row&) -> double {
-    throw std::runtime_error("cannot parse");
-  })});
+  grpo::RewardScorer throwing({grpo::RewardFunction(
+      "parser", [](std::string_view, const grpo::Row&) -> double { throw std::runtime_error("cannot parse"); })});
   e = catch_error<std::runtime_error>([&] { (void)throwing.score(grpo_test::arithmetic_inputs()); });
   check_caught(e, "grpo::RewardScorer::score: reward function \"parser\" failed at sample 0");
   CHECK_THROWS_AS(throwing.score(grpo_test::arithmetic_inputs()), grpo::RewardError);

@@ -1,12 +1,12 @@
 // Metric averaging and files, console formatting, the SVG chart and the atomic file write.
 #include "grpo/train/logging.hpp"
 
-#include "support/catch.hpp"
 #include <cmath>
 #include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
+#include "support/catch.hpp"
 
 #include "grpo/detail/atomic_file.hpp"
 #include "grpo/train/chart.hpp"

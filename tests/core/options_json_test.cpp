@@ -109,10 +109,10 @@ struct TwiceNamed {
 
 TEST_CASE("kernel option JSON holds exactly TRL's option names", "[options]") {
   using grpo_options_json_test::json_keys;
-  CHECK(json_keys(grpo::LossOptions{}) ==
-        std::set<std::string>{"loss_type", "epsilon", "epsilon_high", "delta", "beta", "importance_sampling_level",
-                              "max_completion_length", "sapo_temperature_pos", "sapo_temperature_neg",
-                              "use_bias_correction_kl"});
+  CHECK(json_keys(grpo::LossOptions{}) == std::set<std::string>{"loss_type", "epsilon", "epsilon_high", "delta", "beta",
+                                                                "importance_sampling_level", "max_completion_length",
+                                                                "sapo_temperature_pos", "sapo_temperature_neg",
+                                                                "use_bias_correction_kl"});
   CHECK(json_keys(grpo::AdvantageOptions{}) ==
         std::set<std::string>{"num_generations", "scale_rewards", "multi_objective_aggregation", "reward_weights"});
   const nlohmann::json defaults = grpo::LossOptions{};
@@ -148,12 +148,11 @@ TEST_CASE("kernel option JSON rejects fractional, boolean, negative and string v
         "grpo::AdvantageOptions: field \"reward_weights[1]\" must be a number, got true");
   CHECK(json_error<grpo::AdvantageOptions>(R"({"multi_objective_aggregation": 0})") ==
         "grpo::AdvantageOptions: field \"multi_objective_aggregation\" must be a string, got 0");
-  CHECK(json_error<grpo::AdvantageOptions>(R"([1, 2])") ==
-        "grpo::AdvantageOptions: expected a JSON object, got array");
+  CHECK(json_error<grpo::AdvantageOptions>(R"([1, 2])") == "grpo::AdvantageOptions: expected a JSON object, got array");
 
   // An exactly integral number is an integer; an integer is a number.
-  const auto o = nlohmann::json::parse(R"({"max_completion_length": 256.0, "epsilon": 0, "delta": 2})")
-                     .get<grpo::LossOptions>();
+  const auto o =
+      nlohmann::json::parse(R"({"max_completion_length": 256.0, "epsilon": 0, "delta": 2})").get<grpo::LossOptions>();
   CHECK(o.max_completion_length == 256);
   CHECK(o.epsilon == 0.0);
   CHECK(o.delta == 2.0);

@@ -99,9 +99,8 @@ TEST_CASE("columns give typed access to the dataset's values for each completion
 }
 
 TEST_CASE("a missing column names the reward function, the column and the available columns", "[rewards]") {
-  grpo::RewardScorer scorer({grpo::RewardFunction("needs_solution", [](std::string_view, const grpo::Row& row) {
-    return row.get<double>("solution");
-  })});
+  grpo::RewardScorer scorer({grpo::RewardFunction(
+      "needs_solution", [](std::string_view, const grpo::Row& row) { return row.get<double>("solution"); })});
   CHECK_THROWS_WITH(scorer.score(grpo_test::arithmetic_inputs()),
                     Contains("reward function \"needs_solution\" failed at sample 0") &&
                         Contains("column \"solution\" is not in the dataset") &&
@@ -109,10 +108,9 @@ TEST_CASE("a missing column names the reward function, the column and the availa
 }
 
 TEST_CASE("required columns are checked against the dataset before training", "[rewards]") {
-  grpo::RewardScorer scorer({grpo::RewardFunction(
-                                 "acc", [](std::string_view, const grpo::Row&) { return 1.0; }, {"solution", "answer"}),
-                             grpo::RewardFunction(
-                                 "judge", [](std::string_view, const grpo::Row&) { return 1.0; }, {"rubric"})});
+  grpo::RewardScorer scorer(
+      {grpo::RewardFunction("acc", [](std::string_view, const grpo::Row&) { return 1.0; }, {"solution", "answer"}),
+       grpo::RewardFunction("judge", [](std::string_view, const grpo::Row&) { return 1.0; }, {"rubric"})});
   CHECK_THROWS_WITH(scorer.check_columns({"answer", "difficulty"}),
                     Contains("reward function \"acc\" needs \"solution\"") &&
                         Contains("reward function \"judge\" needs \"rubric\"") &&
@@ -130,16 +128,14 @@ TEST_CASE("a wrong number of returned values is an error naming the function and
 }
 
 TEST_CASE("NaN means none, an infinite reward is an error, and exceptions carry sample and prompt", "[rewards]") {
-  grpo::RewardScorer nan_scorer({grpo::RewardFunction("nan", [](std::string_view, const grpo::Row& row) {
-    return row.index() == 2 ? std::nan("") : 1.0;
-  })});
+  grpo::RewardScorer nan_scorer({grpo::RewardFunction(
+      "nan", [](std::string_view, const grpo::Row& row) { return row.index() == 2 ? std::nan("") : 1.0; })});
   const auto s = nan_scorer.score(grpo_test::arithmetic_inputs());
   CHECK(std::isnan(at(s, 2, 0)));
   CHECK(at(s, 1, 0) == 1.0);
 
-  grpo::RewardScorer inf_scorer({grpo::RewardFunction("inf", [](std::string_view, const grpo::Row& row) {
-    return row.index() == 3 ? -INFINITY : 0.0;
-  })});
+  grpo::RewardScorer inf_scorer({grpo::RewardFunction(
+      "inf", [](std::string_view, const grpo::Row& row) { return row.index() == 3 ? -INFINITY : 0.0; })});
   CHECK_THROWS_WITH(inf_scorer.score(grpo_test::arithmetic_inputs()),
                     Contains("reward function \"inf\" failed at sample 3") && Contains("infinite reward"));
 
@@ -154,16 +150,17 @@ TEST_CASE("NaN means none, an infinite reward is an error, and exceptions carry 
 }
 
 TEST_CASE("none rewards flow into compute_advantages: unscorable rows get advantage 0", "[rewards]") {
-  grpo::RewardScorer scorer(
-      {grpo::RewardFunction("first", [](std::string_view, const grpo::Row& row) -> std::optional<double> {
-         if (row.index() == 0) return std::nullopt;
-         return static_cast<double>(row.index());
-       }),
-       grpo::RewardFunction("second", [](std::string_view, const grpo::Row& row) -> std::optional<double> {
-         if (row.index() <= 1) return std::nullopt;
-         return 1.0;
-       })},
-      grpo_test::scoring(1, {1.0, 2.0}));
+  grpo::RewardScorer scorer({grpo::RewardFunction("first",
+                                                  [](std::string_view, const grpo::Row& row) -> std::optional<double> {
+                                                    if (row.index() == 0) return std::nullopt;
+                                                    return static_cast<double>(row.index());
+                                                  }),
+                             grpo::RewardFunction("second",
+                                                  [](std::string_view, const grpo::Row& row) -> std::optional<double> {
+                                                    if (row.index() <= 1) return std::nullopt;
+                                                    return 1.0;
+                                                  })},
+                            grpo_test::scoring(1, {1.0, 2.0}));
   const auto s = scorer.score(grpo_test::arithmetic_inputs());
   grpo::AdvantageOptions options;
   options.num_generations = 2;
@@ -179,18 +176,18 @@ TEST_CASE("none rewards flow into compute_advantages: unscorable rows get advant
                                 Contains("difficulty: 1") && Contains("1 of 4 completions"));
 }
 
-TEST_CASE("metrics report each function's mean and std over non-none values and what functions log",
-          "[rewards]") {
+TEST_CASE("metrics report each function's mean and std over non-none values and what functions log", "[rewards]") {
   grpo::RewardScorer scorer(
       {grpo::RewardFunction("acc",
                             [](const grpo::RewardInputs& in) {
                               in.log_metric("custom/seen", static_cast<double>(in.size()));
                               return std::vector<std::optional<double>>{1.0, 0.0, std::nullopt, 1.0};
                             }),
-       grpo::RewardFunction("len", [](std::string_view c, const grpo::Row& row) {
-         row.inputs().log_metric("custom/len", static_cast<double>(c.size()));
-         return 0.5;
-       })},
+       grpo::RewardFunction("len",
+                            [](std::string_view c, const grpo::Row& row) {
+                              row.inputs().log_metric("custom/len", static_cast<double>(c.size()));
+                              return 0.5;
+                            })},
       grpo_test::scoring(2, {0.7, 0.3}));
   const auto s = scorer.score(grpo_test::arithmetic_inputs());
   CHECK(s.metrics.at("rewards/acc/mean") == Approx(2.0 / 3.0));
@@ -220,11 +217,13 @@ TEST_CASE("results are identical sequentially and in parallel, whatever the numb
                                 row.inputs().log_metric("digits/tenth", 0.1 * static_cast<double>(row.index()) + 1e-7);
                                 return static_cast<double>(c.size() * 3 + row.index() % 4);
                               }),
-         grpo::RewardFunction("batch", [](const grpo::RewardInputs& inputs) {
-           std::vector<double> out;
-           for (const auto& ids : inputs.completion_ids) out.push_back(static_cast<double>(ids.size()));
-           return out;
-         })},
+         grpo::RewardFunction("batch",
+                              [](const grpo::RewardInputs& inputs) {
+                                std::vector<double> out;
+                                for (const auto& ids : inputs.completion_ids)
+                                  out.push_back(static_cast<double>(ids.size()));
+                                return out;
+                              })},
         options);
   };
   auto sequential = make(8, false), one = make(1), two = make(2), eight = make(8);
@@ -292,8 +291,7 @@ TEST_CASE("scorer construction and input errors are explicit", "[rewards]") {
   CHECK_THROWS_WITH(scorer.score(in), Contains("do not form groups of num_generations = 3"));
 }
 
-TEST_CASE("by default reward calls run one at a time on the calling thread, in function and batch order",
-          "[rewards]") {
+TEST_CASE("by default reward calls run one at a time on the calling thread, in function and batch order", "[rewards]") {
   auto in = grpo_test::arithmetic_inputs();
   for (int copy = 0; copy < 15; ++copy) {  // 64 completions: enough for a pool to split them into chunks
     const auto base = grpo_test::arithmetic_inputs();
@@ -326,22 +324,22 @@ TEST_CASE("by default reward calls run one at a time on the calling thread, in f
     grpo::ScoringOptions options;
     options.parallel = parallel;
     options.num_threads = 4;
-    return grpo::RewardScorer(
-        {grpo::RewardFunction("first",
-                              [&](std::string_view c, const grpo::Row& row) {
-                                record("first " + std::to_string(row.index()));
-                                return static_cast<double>(c.size());
-                              }),
-         grpo::RewardFunction("batch",
-                              [&](const grpo::RewardInputs& inputs) {
-                                record("batch");
-                                return std::vector<double>(inputs.size(), 0.5);
-                              }),
-         grpo::RewardFunction("second", [&](std::string_view, const grpo::Row& row) {
-           record("second " + std::to_string(row.index()));
-           return static_cast<double>(row.index());
-         })},
-        options);
+    return grpo::RewardScorer({grpo::RewardFunction("first",
+                                                    [&](std::string_view c, const grpo::Row& row) {
+                                                      record("first " + std::to_string(row.index()));
+                                                      return static_cast<double>(c.size());
+                                                    }),
+                               grpo::RewardFunction("batch",
+                                                    [&](const grpo::RewardInputs& inputs) {
+                                                      record("batch");
+                                                      return std::vector<double>(inputs.size(), 0.5);
+                                                    }),
+                               grpo::RewardFunction("second",
+                                                    [&](std::string_view, const grpo::Row& row) {
+                                                      record("second " + std::to_string(row.index()));
+                                                      return static_cast<double>(row.index());
+                                                    })},
+                              options);
   };
 
   auto sequential = make(false);

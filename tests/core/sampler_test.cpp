@@ -4,10 +4,10 @@
 #include "grpo/train/dynamic_sampling.hpp"
 
 #include <algorithm>
-#include "support/catch.hpp"
 #include <cmath>
 #include <set>
 #include <vector>
+#include "support/catch.hpp"
 
 using grpo_test::Contains;
 

@@ -15,7 +15,8 @@
 #include "grpo/models/torchscript.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
 #include "models/model_fixtures.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 namespace {
 
@@ -295,7 +296,7 @@ TEST_CASE("generate_text turns prompt strings into decoded completions, like gen
   CHECK_FALSE(ended.truncated[0]);
   CHECK(ended.completions[0] == chars.decode(std::vector<int64_t>(first.begin(), first.end() - 1)));
   CHECK(ended.completions[0] + chars.decode({eos}) == chars.decode(first));  // the EOS character is not in the text
-  CHECK(free.completions[0].rfind(ended.completions[0], 0) == 0);           // a prefix of the free run
+  CHECK(free.completions[0].rfind(ended.completions[0], 0) == 0);            // a prefix of the free run
 
   // Unset options also stop at the tokenizer's EOS; an explicit list replaces both.
   const CharTokenizerWithEos custom{chars, free.completion_ids[1][0]};

@@ -1,8 +1,8 @@
 #pragma once
 // Small Llama-family configurations and prompt helpers shared by the model tests.
 
-#include "support/scoped_temp_dir.hpp"
 #include <torch/types.h>
+#include "support/scoped_temp_dir.hpp"
 
 #include <cstdint>
 #include <vector>

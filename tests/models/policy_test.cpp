@@ -12,7 +12,8 @@
 #include "grpo/models/llama.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
 #include "models/model_fixtures.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 namespace {
 

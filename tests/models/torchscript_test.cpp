@@ -10,7 +10,8 @@
 #include "grpo/generation/generate.hpp"
 #include "grpo/train/policy.hpp"
 #include "models/model_fixtures.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 static_assert(grpo::is_causal_lm_v<grpo::TorchScriptLM>);
 

@@ -12,7 +12,7 @@ namespace grpo_test {
 
 // What calling `f` (three times) showed.
 struct CaughtError {
-  bool as_grpo_error = false;     // catch (const grpo::Error&) caught it
+  bool as_grpo_error = false;      // catch (const grpo::Error&) caught it
   bool error_is_std_type = false;  // that grpo::Error is also a Std (a cross-cast from the mixin succeeds)
   bool as_std_type = false;        // catch (const Std&) caught it, with the same message
   bool as_std_exception = false;   // catch (const std::exception&) caught it, with the same message

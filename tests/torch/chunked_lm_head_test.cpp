@@ -10,7 +10,8 @@
 #include "grpo/core/loss.hpp"
 #include "grpo/models/llama.hpp"
 #include "grpo/train/policy.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 using grpo_test::Contains;
 

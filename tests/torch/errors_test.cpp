@@ -12,7 +12,8 @@
 #include "support/error_checks.hpp"
 #include "support/loss_fixtures.hpp"
 #include "support/scoped_temp_dir.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 using Catch::Matchers::StartsWith;
 using grpo_test::Contains;
@@ -40,8 +41,9 @@ TEST_CASE("tensor and safetensors errors are grpo::Errors and their standard typ
   auto e = catch_error<std::invalid_argument>([&] { (void)grpo::policy_loss(batch, grpo::LossOptions{}); });
   check_caught(e, "grpo::policy_loss: mask has shape [2, 4]");
   CHECK_THAT(e.message, Contains("[B,T] like logps = [2, 3]"));
-  e = catch_error<std::invalid_argument>(
-      [] { (void)grpo::selective_log_softmax(torch::zeros({2, 3, 5}), torch::full({2, 3}, 7, torch::kLong)); });
+  e = catch_error<std::invalid_argument>([] {
+    (void)grpo::selective_log_softmax(torch::zeros({2, 3, 5}), torch::full({2, 3}, 7, torch::kLong));
+  });
   check_caught(e, "grpo::selective_log_softmax: index");
 
   // Safetensors files: reading garbage, writing an unsupported dtype, a checkpoint folder without weights.
@@ -53,11 +55,13 @@ TEST_CASE("tensor and safetensors errors are grpo::Errors and their standard typ
   check_caught(e, "grpo::read_safetensors: cannot open");
   CHECK_THAT(e.message, Contains("missing.safetensors"));
   const std::string target = dir.file("x.safetensors");
-  e = catch_error<std::invalid_argument>(
-      [&] { grpo::write_safetensors(target, {{"z", torch::zeros({2}, torch::kComplexFloat)}}); });
+  e = catch_error<std::invalid_argument>([&] {
+    grpo::write_safetensors(target, {{"z", torch::zeros({2}, torch::kComplexFloat)}});
+  });
   check_caught(e, "grpo::write_safetensors: " + target + ": tensor \"z\" has unsupported dtype");
-  e = catch_error<std::runtime_error>(
-      [&] { grpo::write_safetensors(dir.file("no/such/dir/x.safetensors"), {{"z", torch::zeros({2})}}); });
+  e = catch_error<std::runtime_error>([&] {
+    grpo::write_safetensors(dir.file("no/such/dir/x.safetensors"), {{"z", torch::zeros({2})}});
+  });
   check_caught(e, "grpo::write_safetensors: cannot create temporary file for");
   e = catch_error<std::runtime_error>([&] { (void)grpo::read_safetensors_dir(dir.path().string()); });
   check_caught(e, "grpo::read_safetensors_dir: no model.safetensors");

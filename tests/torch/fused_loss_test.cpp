@@ -10,7 +10,8 @@
 #include <torch/csrc/autograd/autograd.h>
 
 #include "grpo/core/loss.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 namespace {
 
@@ -22,10 +23,10 @@ struct BatchSpec {
   int64_t rows = 4, tokens = 7;
   torch::ScalarType dtype = torch::kFloat64;
   bool on_policy = false;
-  bool empty_row = true;                 // row 0 fully masked
+  bool empty_row = true;  // row 0 fully masked
   torch::ScalarType mask_dtype = torch::kInt64;
   Padding padding = Padding::finite;
-  double spread = 0.8;                   // log-ratios in [-spread/2, spread/2]
+  double spread = 0.8;  // log-ratios in [-spread/2, spread/2]
 };
 
 grpo::LossBatch make_batch(const BatchSpec& s, uint64_t seed) {
@@ -164,7 +165,8 @@ TEST_CASE("the fused kernel matches the composed ops in loss, gradient and metri
   uint64_t seed = 1;
   int checked = 0, by_fused_kernel = 0;
   for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
-    for (const auto& [rows, tokens] : std::vector<std::pair<int64_t, int64_t>>{{4, 7}, {1, 5}, {3, 1}, {1, 1}, {6, 40}}) {
+    for (const auto& [rows, tokens] :
+         std::vector<std::pair<int64_t, int64_t>>{{4, 7}, {1, 5}, {3, 1}, {1, 1}, {6, 40}}) {
       for (bool on_policy : {false, true}) {
         for (const auto& options : grid) {
           BatchSpec spec;
@@ -224,12 +226,10 @@ TEST_CASE("the fused path reports bad values with the composed path's messages",
                     grpo_test::Contains("logps is not finite on an active token (nan) at [2, 0]"));
   batch = make_batch(spec, 5);
   batch.advantages[3] = std::numeric_limits<double>::infinity();
-  CHECK_THROWS_WITH(grpo::policy_loss(batch, grpo::LossOptions{}),
-                    grpo_test::Contains("advantages is not finite"));
+  CHECK_THROWS_WITH(grpo::policy_loss(batch, grpo::LossOptions{}), grpo_test::Contains("advantages is not finite"));
   batch = make_batch(spec, 5);
   batch.num_items_in_batch = 1;
-  CHECK_THROWS_WITH(grpo::policy_loss(batch, grpo::LossOptions{}),
-                    grpo_test::Contains("num_items_in_batch = 1"));
+  CHECK_THROWS_WITH(grpo::policy_loss(batch, grpo::LossOptions{}), grpo_test::Contains("num_items_in_batch = 1"));
 }
 
 TEST_CASE("the fused path refuses double backward instead of returning a wrong second derivative", "[loss]") {

@@ -1,7 +1,8 @@
 // policy_loss gradients against central finite differences in float64, and the micro-batch invariance of dapo.
 
 #include "support/loss_fixtures.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 namespace {
 
@@ -19,8 +20,8 @@ bool gradient_matches(const grpo::LossBatch& batch, const grpo::LossOptions& opt
 TEST_CASE("every ratio-based loss type has the finite-difference gradient, token and sequence level", "[loss]") {
   const auto batch = grpo_test::random_batch(4, 5, 7);
   for (const auto level : {grpo::ImportanceSampling::token, grpo::ImportanceSampling::sequence}) {
-    for (const auto type : {grpo::LossType::grpo, grpo::LossType::bnpo, grpo::LossType::dr_grpo,
-                            grpo::LossType::dapo, grpo::LossType::sapo, grpo::LossType::luspo}) {
+    for (const auto type : {grpo::LossType::grpo, grpo::LossType::bnpo, grpo::LossType::dr_grpo, grpo::LossType::dapo,
+                            grpo::LossType::sapo, grpo::LossType::luspo}) {
       INFO("loss_type " << grpo::to_string(type) << ", importance_sampling_level " << grpo::to_string(level));
       grpo::LossOptions options;
       options.loss_type = type;
@@ -31,8 +32,7 @@ TEST_CASE("every ratio-based loss type has the finite-difference gradient, token
   }
 }
 
-TEST_CASE("delta and the KL term, with and without bias correction, have the finite-difference gradient",
-          "[loss]") {
+TEST_CASE("delta and the KL term, with and without bias correction, have the finite-difference gradient", "[loss]") {
   const auto batch = grpo_test::random_batch(3, 6, 11);
   for (const auto level : {grpo::ImportanceSampling::token, grpo::ImportanceSampling::sequence}) {
     for (const bool bias_correction : {false, true}) {

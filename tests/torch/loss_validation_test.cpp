@@ -2,7 +2,8 @@
 #include <limits>
 
 #include "support/loss_fixtures.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 using grpo_test::Contains;
 

@@ -3,7 +3,8 @@
 #include <cmath>
 
 #include "support/loss_fixtures.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 namespace {
 
@@ -46,8 +47,8 @@ TEST_CASE("clip-family loss types aggregate the hand-computed per-token losses a
 }
 
 TEST_CASE("gradient accumulation divides every loss type but dapo and cispo", "[loss]") {
-  for (const auto type : {grpo::LossType::grpo, grpo::LossType::bnpo, grpo::LossType::dr_grpo,
-                          grpo::LossType::sapo, grpo::LossType::luspo}) {
+  for (const auto type : {grpo::LossType::grpo, grpo::LossType::bnpo, grpo::LossType::dr_grpo, grpo::LossType::sapo,
+                          grpo::LossType::luspo}) {
     INFO("loss_type " << grpo::to_string(type));
     CHECK(loss_of(type, torch::kFloat64, 4) == Approx(loss_of(type, torch::kFloat64, 1) / 4).epsilon(1e-12));
   }
@@ -135,7 +136,7 @@ TEST_CASE("clip metrics count tokens clipped low with A < 0 and high with A > 0"
   CHECK(m.at("clip_ratio/low_mean") == Approx(0.2));
   CHECK(m.at("clip_ratio/high_mean") == Approx(0.2));
   CHECK(m.at("clip_ratio/region_mean") == Approx(0.4));
-  CHECK(m.at("clip_ratio/low_min") == Approx(0.0));        // per-row fractions 0 and 1/2
+  CHECK(m.at("clip_ratio/low_min") == Approx(0.0));         // per-row fractions 0 and 1/2
   CHECK(m.at("clip_ratio/high_max") == Approx(1.0 / 3.0));  // per-row fractions 1/3 and 0
   CHECK(m.count("kl") == 0);
   CHECK(m.count("cispo_clip_ratio") == 0);
@@ -167,8 +168,8 @@ TEST_CASE("non-finite log-probs on padding do not reach the loss", "[loss]") {
 }
 
 TEST_CASE("an all-masked micro-batch gives a zero loss and zero gradient", "[loss]") {
-  for (const auto type : {grpo::LossType::grpo, grpo::LossType::bnpo, grpo::LossType::dr_grpo,
-                          grpo::LossType::dapo, grpo::LossType::cispo, grpo::LossType::sapo}) {
+  for (const auto type : {grpo::LossType::grpo, grpo::LossType::bnpo, grpo::LossType::dr_grpo, grpo::LossType::dapo,
+                          grpo::LossType::cispo, grpo::LossType::sapo}) {
     INFO("loss_type " << grpo::to_string(type));
     auto batch = grpo_test::small_batch(torch::kFloat64);
     batch.mask = torch::zeros({2, 3});

@@ -5,7 +5,8 @@
 
 #include "grpo/rewards/reward_model.hpp"
 #include "grpo/rewards/scoring.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 using grpo_test::Contains;
 
@@ -67,7 +68,8 @@ TEST_CASE("a scalar-head module scores prompt + completion at its last non-pad t
     model->calls = 0;
     const auto s = scorer.score(in);
     CHECK(model->calls == (4 + batch_size - 1) / batch_size);
-    for (Eigen::Index i = 0; i < 4; ++i) CHECK(s.rewards_per_func(i, 0) == Approx(expected[static_cast<std::size_t>(i)]).epsilon(1e-6));
+    for (Eigen::Index i = 0; i < 4; ++i)
+      CHECK(s.rewards_per_func(i, 0) == Approx(expected[static_cast<std::size_t>(i)]).epsilon(1e-6));
     CHECK(s.metrics.count("rewards/reward_model/mean") == 1);
   }
   CHECK_FALSE(model->saw_grad_mode);

@@ -6,8 +6,8 @@
 #include <set>
 #include <string>
 
-#include "arithmetic_task.hpp"
 #include <torch/optim/sgd.h>
+#include "arithmetic_task.hpp"
 
 #include "grpo/models/llama.hpp"
 #include "grpo/rewards/builtin/accuracy.hpp"
@@ -15,7 +15,8 @@
 #include "grpo/train/sft.hpp"
 #include "grpo/train/trainer.hpp"
 #include "support/scoped_temp_dir.hpp"
-#include "support/catch_torch.hpp"  // last: restores Catch's CHECK
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
 
 namespace fs = std::filesystem;
 using grpo_test::Contains;
@@ -28,7 +29,6 @@ const grpo::CharTokenizer& tokenizer() {
   static const grpo::CharTokenizer tok("0123456789+=");
   return tok;
 }
-
 
 // Rewards with variance in every group: the accuracy against the "answer" column plus the completion length.
 std::vector<grpo::RewardFunction> rewards() {
@@ -109,12 +109,28 @@ TEST_CASE("a few GRPO steps change every parameter and log every metric", "[trai
   }
   const auto records = read_jsonl(dir.path() / "metrics.jsonl");
   REQUIRE(records.size() == 3);
-  for (const char* name :
-       {"reward", "reward_std", "rewards/accuracy/mean", "rewards/accuracy/std", "rewards/length/mean",
-        "rewards/length/std", "frac_reward_zero_std", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean",
-        "clip_ratio/region_mean", "clip_ratio/low_min", "clip_ratio/high_max", "completions/mean_length",
-        "completions/min_length", "completions/max_length", "completions/clipped_ratio", "num_tokens",
-        "learning_rate", "grad_norm", "step_time", "loss"}) {
+  for (const char* name : {"reward",
+                           "reward_std",
+                           "rewards/accuracy/mean",
+                           "rewards/accuracy/std",
+                           "rewards/length/mean",
+                           "rewards/length/std",
+                           "frac_reward_zero_std",
+                           "entropy",
+                           "clip_ratio/low_mean",
+                           "clip_ratio/high_mean",
+                           "clip_ratio/region_mean",
+                           "clip_ratio/low_min",
+                           "clip_ratio/high_max",
+                           "completions/mean_length",
+                           "completions/min_length",
+                           "completions/max_length",
+                           "completions/clipped_ratio",
+                           "num_tokens",
+                           "learning_rate",
+                           "grad_norm",
+                           "step_time",
+                           "loss"}) {
     INFO("metric " << name);
     CHECK(records.back().contains(name));
   }
@@ -233,8 +249,9 @@ TEST_CASE("the trainer checks reward columns, the config and the dataset size be
   grpo::AccuracyReward accuracy;
   accuracy.column = "solution";
   needs_solution.push_back(grpo::accuracy_reward(accuracy));
-  CHECK_THROWS_WITH(Trainer(tiny_model(5), tokenizer(), std::move(needs_solution), small_config(dir.path()), data()),
-                    Contains("reward function \"accuracy\" needs \"solution\"") && Contains("dataset columns: a, answer"));
+  CHECK_THROWS_WITH(
+      Trainer(tiny_model(5), tokenizer(), std::move(needs_solution), small_config(dir.path()), data()),
+      Contains("reward function \"accuracy\" needs \"solution\"") && Contains("dataset columns: a, answer"));
   auto bad = small_config(dir.path());
   bad.per_device_train_batch_size = 6;  // 6 rows cannot hold groups of 4
   CHECK_THROWS_WITH(Trainer(tiny_model(5), tokenizer(), rewards(), bad, data()), Contains("num_generations"));
@@ -285,8 +302,7 @@ struct NoEosTokenizer {
 };
 }  // namespace
 
-TEST_CASE("mask_truncated_completions with every row truncated gives zero loss and moves no parameter",
-          "[train]") {
+TEST_CASE("mask_truncated_completions with every row truncated gives zero loss and moves no parameter", "[train]") {
   grpo_test::ScopedTempDir dir;
   auto config = small_config(dir.path());
   config.mask_truncated_completions = true;
@@ -294,7 +310,7 @@ TEST_CASE("mask_truncated_completions with every row truncated gives zero loss a
   auto model = tiny_model(8);
   const auto before = snapshot(*model);
   grpo::GRPOTrainer<grpo::LlamaModel, NoEosTokenizer> trainer(model, NoEosTokenizer{}, rewards(), config, data(),
-                                                               std::nullopt, quiet());
+                                                              std::nullopt, quiet());
   silenced(trainer);
   trainer.train();
   const auto records = read_jsonl(dir.path() / "metrics.jsonl");
@@ -341,7 +357,9 @@ TEST_CASE("callbacks may be temporaries, see begin, evaluate and end, and can st
   } events;
   struct Recorder {
     Events* events;
-    void on_train_begin(const grpo::TrainerState& s) { events->seen.push_back("begin " + std::to_string(s.global_step)); }
+    void on_train_begin(const grpo::TrainerState& s) {
+      events->seen.push_back("begin " + std::to_string(s.global_step));
+    }
     void on_evaluate(const grpo::TrainerState& s, const std::map<std::string, double>& m) {
       if (m.count("eval_reward")) events->seen.push_back("eval " + std::to_string(s.global_step));
     }
@@ -395,7 +413,8 @@ TEST_CASE("after a resume metrics.jsonl, completions.jsonl and the chart hold ea
   for (const auto& record : read_jsonl(dir.path() / "metrics.jsonl")) steps.push_back(record.at("step").get<int64_t>());
   CHECK(steps == std::vector<int64_t>{1, 2, 3, 4});
   std::map<int64_t, int> completion_lines;
-  for (const auto& line : read_jsonl(dir.path() / "completions.jsonl")) ++completion_lines[line.at("step").get<int64_t>()];
+  for (const auto& line : read_jsonl(dir.path() / "completions.jsonl"))
+    ++completion_lines[line.at("step").get<int64_t>()];
   // One generation batch (8 completions) opens each logged step 0..3.
   CHECK(completion_lines == std::map<int64_t, int>{{0, 8}, {1, 8}, {2, 8}, {3, 8}});
   // The chart of the resumed run is drawn from the whole run, not from step 3 on.
@@ -424,13 +443,17 @@ TEST_CASE("GRPO raises the mean reward of a trivially learnable reward within a 
   });
   struct Rewards {
     std::vector<double> per_step;
-    void on_log(const grpo::TrainerState&, const std::map<std::string, double>& m) { per_step.push_back(m.at("reward")); }
+    void on_log(const grpo::TrainerState&, const std::map<std::string, double>& m) {
+      per_step.push_back(m.at("reward"));
+    }
   } seen;
   Trainer trainer(tiny_model(13), tokenizer(), std::move(sevens), config, data(), std::nullopt, quiet());
   silenced(trainer);
   trainer.train(seen);
   REQUIRE(seen.per_step.size() == 30);
-  const auto mean = [](auto begin, auto end) { return std::accumulate(begin, end, 0.0) / static_cast<double>(end - begin); };
+  const auto mean = [](auto begin, auto end) {
+    return std::accumulate(begin, end, 0.0) / static_cast<double>(end - begin);
+  };
   const double first = mean(seen.per_step.begin(), seen.per_step.begin() + 5);
   const double last = mean(seen.per_step.end() - 5, seen.per_step.end());
   INFO("mean reward of the first 5 steps " << first << ", of the last 5 " << last);

@@ -99,16 +99,15 @@ namespace detail {
 inline void validate_advantage_inputs(const Eigen::MatrixXd& rewards_per_func, const AdvantageOptions& options) {
   const std::string where = "grpo::compute_advantages: ";
   if (options.num_generations < 1) {
-    throw InvalidArgument(where + "num_generations must be >= 1, got " +
-                          std::to_string(options.num_generations));
+    throw InvalidArgument(where + "num_generations must be >= 1, got " + std::to_string(options.num_generations));
   }
   const auto n = rewards_per_func.rows();
   const auto k = rewards_per_func.cols();
   if (n % options.num_generations != 0) {
-    throw InvalidArgument(where + "rewards_per_func has N = " + std::to_string(n) +
-                          " rows, which is not divisible by num_generations = " +
-                          std::to_string(options.num_generations) +
-                          " (each prompt's completions must form a full group)");
+    throw InvalidArgument(
+        where + "rewards_per_func has N = " + std::to_string(n) +
+        " rows, which is not divisible by num_generations = " + std::to_string(options.num_generations) +
+        " (each prompt's completions must form a full group)");
   }
   if (!options.weights.empty() && static_cast<Eigen::Index>(options.weights.size()) != k) {
     throw InvalidArgument(where + "weights has " + std::to_string(options.weights.size()) +
@@ -174,9 +173,8 @@ inline Advantages compute_advantages(const Eigen::MatrixXd& rewards_per_func, co
       const double sigma = options.scale_rewards == ScaleRewards::batch ? batch_std : detail::nanstd(group);
       for (Eigen::Index i = start; i < start + g; ++i) {
         const double centred = out.rewards[i] - mean;
-        out.advantages[i] = options.scale_rewards == ScaleRewards::none
-                                ? centred
-                                : centred / (sigma + detail::advantage_std_epsilon);
+        out.advantages[i] =
+            options.scale_rewards == ScaleRewards::none ? centred : centred / (sigma + detail::advantage_std_epsilon);
         out.std[i] = sigma;
       }
     }

@@ -140,8 +140,7 @@ struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFun
 inline void check_lm_head_inputs(const std::string& where, const torch::Tensor& hidden, const torch::Tensor& weight,
                                  const torch::Tensor& targets, double temperature, int64_t chunk_rows) {
   if (!hidden.defined() || (hidden.dim() != 2 && hidden.dim() != 3) || !hidden.is_floating_point()) {
-    throw InvalidArgument(where + "hidden must be floating point [B,T,H] or [N,H], got shape " +
-                          shape_string(hidden));
+    throw InvalidArgument(where + "hidden must be floating point [B,T,H] or [N,H], got shape " + shape_string(hidden));
   }
   const auto width = hidden.size(-1);
   if (!weight.defined() || weight.dim() != 2 || weight.size(1) != width) {
@@ -150,8 +149,8 @@ inline void check_lm_head_inputs(const std::string& where, const torch::Tensor& 
   }
   if (weight.size(0) < 1) throw InvalidArgument(where + "weight has an empty vocabulary (shape [0, H])");
   if (weight.scalar_type() != hidden.scalar_type()) {
-    throw InvalidArgument(where + "weight is " + std::string(c10::toString(weight.scalar_type())) +
-                          " but hidden is " + std::string(c10::toString(hidden.scalar_type())));
+    throw InvalidArgument(where + "weight is " + std::string(c10::toString(weight.scalar_type())) + " but hidden is " +
+                          std::string(c10::toString(hidden.scalar_type())));
   }
   require_device(where, "weight", weight, "hidden", hidden);
   if (!targets.defined() || targets.sizes() != hidden.sizes().slice(0, hidden.dim() - 1)) {

@@ -18,8 +18,7 @@ inline constexpr int64_t default_logprob_chunk = 256;
 
 namespace detail {
 
-inline void check_logits(const std::string& where, const torch::Tensor& logits, double temperature,
-                         int64_t chunk) {
+inline void check_logits(const std::string& where, const torch::Tensor& logits, double temperature, int64_t chunk) {
   if (!logits.defined() || logits.dim() != 3) {
     throw InvalidArgument(where + "logits must be [B,T,V], got shape " + shape_string(logits));
   }
@@ -93,9 +92,9 @@ inline torch::Tensor completion_logits(const torch::Tensor& logits, int64_t comp
     throw InvalidArgument(where + "logits must be [B,L,V], got shape " + detail::shape_string(logits));
   }
   if (completion_length < 0 || completion_length + 1 > logits.size(1)) {
-    throw InvalidArgument(where + "a completion of " + std::to_string(completion_length) +
-                          " tokens needs at least " + std::to_string(completion_length + 1) +
-                          " positions of logits, got shape " + detail::shape_string(logits));
+    throw InvalidArgument(where + "a completion of " + std::to_string(completion_length) + " tokens needs at least " +
+                          std::to_string(completion_length + 1) + " positions of logits, got shape " +
+                          detail::shape_string(logits));
   }
   const auto length = logits.size(1);
   return logits.slice(1, length - 1 - completion_length, length - 1);

@@ -108,7 +108,8 @@ inline bool validate_loss_batch_values(const LossBatch& b, const LossOptions& o)
     throw_if_any(where, "advantages", b.advantages, ~torch::isfinite(b.advantages), "is not finite");
   }
   bool padding_not_finite = (~torch::isfinite(b.logps)).any().item<bool>();
-  if (b.old_logps.defined()) padding_not_finite = padding_not_finite || (~torch::isfinite(b.old_logps)).any().item<bool>();
+  if (b.old_logps.defined())
+    padding_not_finite = padding_not_finite || (~torch::isfinite(b.old_logps)).any().item<bool>();
   if (b.ref_logps.defined() && o.beta != 0.0) {
     padding_not_finite = padding_not_finite || (~torch::isfinite(b.ref_logps)).any().item<bool>();
   }
@@ -117,8 +118,7 @@ inline bool validate_loss_batch_values(const LossBatch& b, const LossOptions& o)
     if (!std::isfinite(b.num_items_in_batch) || b.num_items_in_batch < local_tokens) {
       throw InvalidArgument(
           where + "num_items_in_batch = " + std::to_string(b.num_items_in_batch) + " but this micro-batch alone has " +
-          std::to_string(static_cast<long long>(local_tokens)) + " active tokens; loss_type " +
-          to_string(o.loss_type) +
+          std::to_string(static_cast<long long>(local_tokens)) + " active tokens; loss_type " + to_string(o.loss_type) +
           " needs the active-token count of the whole generation batch (all processes), which is at least that");
     }
   }
@@ -132,8 +132,7 @@ inline torch::Tensor masked_batch_mean(const torch::Tensor& x, const torch::Tens
 }
 
 // Per-row mean of an indicator over that row's active tokens; NaN for rows with no active token.
-inline torch::Tensor masked_row_mean(const torch::Tensor& x, const torch::Tensor& mask,
-                                     const torch::Tensor& lengths) {
+inline torch::Tensor masked_row_mean(const torch::Tensor& x, const torch::Tensor& mask, const torch::Tensor& lengths) {
   if (x.size(1) == 1) return x.squeeze(1);
   return (x * mask).sum(1) / lengths.squeeze(1);  // 0/0 = NaN for empty rows, dropped by nanmin/nanmax
 }
@@ -161,9 +160,9 @@ inline LossResult policy_loss_composed(const LossBatch& batch, const LossOptions
   };
   const torch::Tensor logps = on_active(batch.logps);
   const auto advantages = batch.advantages.to(logps.scalar_type()).unsqueeze(1);  // [B,1]
-  const auto old_logps = batch.old_logps.defined() ? on_active(batch.old_logps.to(logps.scalar_type()))
-                                                   : logps.detach();
-  const auto lengths = mask.sum(1, /*keepdim=*/true);                               // [B,1] L_i
+  const auto old_logps =
+      batch.old_logps.defined() ? on_active(batch.old_logps.to(logps.scalar_type())) : logps.detach();
+  const auto lengths = mask.sum(1, /*keepdim=*/true);  // [B,1] L_i
   const double eps_low = options.epsilon;
   const double eps_high = options.epsilon_high_or_low();
   const auto ga = static_cast<double>(batch.grad_accum_steps);
@@ -215,8 +214,8 @@ inline LossResult policy_loss_composed(const LossBatch& batch, const LossOptions
       loss = masked_sum() / mask.sum().clamp_min(1.0) / ga;
       break;
     case LossType::dr_grpo:
-      loss = masked_sum() / (static_cast<double>(logps.size(0)) * static_cast<double>(options.max_completion_length)) /
-             ga;
+      loss =
+          masked_sum() / (static_cast<double>(logps.size(0)) * static_cast<double>(options.max_completion_length)) / ga;
       break;
     case LossType::dapo:
     case LossType::cispo:

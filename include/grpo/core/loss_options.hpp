@@ -68,8 +68,7 @@ struct LossOptions {
       throw InvalidArgument(where + "epsilon must be finite and >= 0, got " + std::to_string(epsilon));
     }
     if (epsilon_high && (!std::isfinite(*epsilon_high) || *epsilon_high < 0)) {
-      throw InvalidArgument(where + "epsilon_high must be finite and >= 0, got " +
-                            std::to_string(*epsilon_high));
+      throw InvalidArgument(where + "epsilon_high must be finite and >= 0, got " + std::to_string(*epsilon_high));
     }
     if (delta && !(*delta > 1.0 + epsilon_high_or_low())) {
       throw InvalidArgument(where + "delta must be > 1 + epsilon_high = " +
@@ -77,8 +76,7 @@ struct LossOptions {
     }
     if (!std::isfinite(beta)) throw InvalidArgument(where + "beta must be finite");
     if (max_completion_length < 1) {
-      throw InvalidArgument(where + "max_completion_length must be >= 1, got " +
-                            std::to_string(max_completion_length));
+      throw InvalidArgument(where + "max_completion_length must be >= 1, got " + std::to_string(max_completion_length));
     }
     if (!(sapo_temperature_pos > 0) || !(sapo_temperature_neg > 0)) {
       throw InvalidArgument(where + "sapo_temperature_pos and sapo_temperature_neg must be > 0");
@@ -87,14 +85,13 @@ struct LossOptions {
 };
 
 namespace detail {
-inline constexpr std::array<std::pair<LossType, const char*>, 7> loss_type_names{
-    {{LossType::grpo, "grpo"},
-     {LossType::bnpo, "bnpo"},
-     {LossType::dr_grpo, "dr_grpo"},
-     {LossType::dapo, "dapo"},
-     {LossType::cispo, "cispo"},
-     {LossType::sapo, "sapo"},
-     {LossType::luspo, "luspo"}}};
+inline constexpr std::array<std::pair<LossType, const char*>, 7> loss_type_names{{{LossType::grpo, "grpo"},
+                                                                                  {LossType::bnpo, "bnpo"},
+                                                                                  {LossType::dr_grpo, "dr_grpo"},
+                                                                                  {LossType::dapo, "dapo"},
+                                                                                  {LossType::cispo, "cispo"},
+                                                                                  {LossType::sapo, "sapo"},
+                                                                                  {LossType::luspo, "luspo"}}};
 inline constexpr std::array<std::pair<ImportanceSampling, const char*>, 2> importance_sampling_names{
     {{ImportanceSampling::token, "token"}, {ImportanceSampling::sequence, "sequence"}}};
 }  // namespace detail

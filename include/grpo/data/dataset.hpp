@@ -150,8 +150,8 @@ inline Dataset load_json_array(const std::string& path) {
     array = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     const auto [line, column] = detail::line_column(text, e.byte > 0 ? e.byte - 1 : 0);
-    throw InvalidArgument("grpo::load_json_array: " + path + ":" + std::to_string(line) + ":" +
-                          std::to_string(column) + ": invalid JSON (" + e.what() + ")");
+    throw InvalidArgument("grpo::load_json_array: " + path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                          ": invalid JSON (" + e.what() + ")");
   }
   if (!array.is_array()) {
     throw InvalidArgument("grpo::load_json_array: " + path + ": expected a JSON array of row objects, got " +

@@ -110,9 +110,8 @@ class RepeatSampler {
   /// Continues from a stored state; the following batches equal those the saved sampler would have drawn.
   void restore(const SamplerState& state) {
     if (state.epoch < 0 || state.position < 0 || state.position > batches_per_epoch()) {
-      throw InvalidArgument("grpo::RepeatSampler::restore: state epoch " + std::to_string(state.epoch) +
-                            ", position " + std::to_string(state.position) + " does not fit " +
-                            std::to_string(batches_per_epoch()) +
+      throw InvalidArgument("grpo::RepeatSampler::restore: state epoch " + std::to_string(state.epoch) + ", position " +
+                            std::to_string(state.position) + " does not fit " + std::to_string(batches_per_epoch()) +
                             " batches per epoch (was the dataset or the batch size changed?)");
     }
     state_ = state;

@@ -113,8 +113,8 @@ class JsonFields {
       try {
         out = value.template get<T>();
       } catch (const nlohmann::json::exception& e) {
-        throw InvalidArgument(what_ + ": field \"" + name + "\" has a bad value " + value.dump() + " (" +
-                              e.what() + ")");
+        throw InvalidArgument(what_ + ": field \"" + name + "\" has a bad value " + value.dump() + " (" + e.what() +
+                              ")");
       } catch (const std::invalid_argument& e) {
         throw InvalidArgument(what_ + ": field \"" + name + "\": " + e.what());
       }
@@ -209,8 +209,8 @@ const char* enum_to_string(const std::array<std::pair<E, const char*>, N>& names
 }
 
 template <class E, std::size_t N>
-E enum_from_string(const std::array<std::pair<E, const char*>, N>& names, std::string_view text,
-                   std::string_view type, std::string_view option) {
+E enum_from_string(const std::array<std::pair<E, const char*>, N>& names, std::string_view text, std::string_view type,
+                   std::string_view option) {
   for (const auto& [v, name] : names) {
     if (text == name) return v;
   }

@@ -177,7 +177,7 @@ template <class S>
   const V above = x < lowest ? V{} + lowest : x;  // min/max as selects: a NaN x stays NaN
   const V xc = above > highest ? V{} + highest : above;
   const V scaled = xc * T(1.4426950408889634);  // x / ln2
-  const V t = scaled == scaled ? scaled : V{};    // NaN converts to 0, not to an undefined integer
+  const V t = scaled == scaled ? scaled : V{};  // NaN converts to 0, not to an undefined integer
   const V half = t < T(0) ? V{} - T(0.5) : V{} + T(0.5);
   const I32 n_int = __builtin_convertvector(t + half, I32);  // rounded to nearest
   const V n = __builtin_convertvector(n_int, V);
@@ -194,11 +194,20 @@ template <class S>
     p = p * r + 1.0f;
   } else {
     const V r = (xc - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
-    constexpr double inverse_factorials[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
-                                             1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
-                                             1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
-                                             1.0 / 24.0,         1.0 / 6.0,         0.5,
-                                             1.0,                1.0};
+    constexpr double inverse_factorials[] = {1.0 / 6227020800.0,
+                                             1.0 / 479001600.0,
+                                             1.0 / 39916800.0,
+                                             1.0 / 3628800.0,
+                                             1.0 / 362880.0,
+                                             1.0 / 40320.0,
+                                             1.0 / 5040.0,
+                                             1.0 / 720.0,
+                                             1.0 / 120.0,
+                                             1.0 / 24.0,
+                                             1.0 / 6.0,
+                                             0.5,
+                                             1.0,
+                                             1.0};
     p = V{} + inverse_factorials[0];
     for (int k = 1; k < 14; ++k) p = p * r + inverse_factorials[k];
   }

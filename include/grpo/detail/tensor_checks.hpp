@@ -35,8 +35,8 @@ inline void require_shape(const std::string& where, const char* name, const torc
 }
 
 // Throws naming the first element (row-major) where `bad` (a bool tensor shaped like `t`) is true.
-inline void throw_if_any(const std::string& where, const char* name, const torch::Tensor& t,
-                         const torch::Tensor& bad, const char* what) {
+inline void throw_if_any(const std::string& where, const char* name, const torch::Tensor& t, const torch::Tensor& bad,
+                         const char* what) {
   if (!bad.any().item<bool>()) return;
   const auto flat_index = bad.reshape({-1}).nonzero()[0][0].item<int64_t>();
   const double value = t.reshape({-1})[flat_index].item<double>();

@@ -53,8 +53,7 @@ inline torch::Tensor top_p_filter(const torch::Tensor& logits, double p) {
 /// Keeps tokens whose probability is >= min_p * (the row's largest probability); min_p <= 0 = off.
 inline torch::Tensor min_p_filter(const torch::Tensor& logits, double min_p) {
   if (min_p <= 0) return logits;
-  if (min_p > 1)
-    throw InvalidArgument("grpo::min_p_filter: min_p must be in [0, 1], got " + std::to_string(min_p));
+  if (min_p > 1) throw InvalidArgument("grpo::min_p_filter: min_p must be in [0, 1], got " + std::to_string(min_p));
   const auto compute = logits.scalar_type() == torch::kDouble ? torch::kDouble : torch::kFloat;
   const auto probs = torch::softmax(logits, -1, compute);
   const auto threshold = std::get<0>(probs.max(-1, /*keepdim=*/true)) * min_p;

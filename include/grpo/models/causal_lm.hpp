@@ -107,8 +107,9 @@ struct has_train<M, std::void_t<decltype(std::declval<M&>().train(false))>> : st
 template <class M, class = void>
 struct has_eos_token_ids : std::false_type {};
 template <class M>
-struct has_eos_token_ids<M, std::void_t<decltype(std::declval<std::vector<int64_t>&>() =
-                                                     std::declval<const M&>().eos_token_ids())>> : std::true_type {};
+struct has_eos_token_ids<
+    M, std::void_t<decltype(std::declval<std::vector<int64_t>&>() = std::declval<const M&>().eos_token_ids())>>
+    : std::true_type {};
 
 }  // namespace detail
 

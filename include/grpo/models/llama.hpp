@@ -315,8 +315,8 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
       const bool ignorable = (config_.tie_word_embeddings && name == "lm_head.weight") ||
                              name.find("rotary_emb.inv_freq") != std::string::npos;
       if (!params.contains(name) && !ignorable) {
-        throw RuntimeError(where + "unexpected tensor \"" + name + "\" (not a parameter of this " +
-                           config_.model_type + " configuration)");
+        throw RuntimeError(where + "unexpected tensor \"" + name + "\" (not a parameter of this " + config_.model_type +
+                           " configuration)");
       }
     }
     torch::NoGradGuard no_grad;

@@ -83,9 +83,7 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   in.seekg(0, std::ios::end);
   const auto file_size = static_cast<uint64_t>(in.tellg());
   in.seekg(0, std::ios::beg);
-  const auto fail = [&](const std::string& message) -> void {
-    throw RuntimeError(where + path + ": " + message);
-  };
+  const auto fail = [&](const std::string& message) -> void { throw RuntimeError(where + path + ": " + message); };
   if (file_size < 8) fail("shorter than the 8-byte header length (" + std::to_string(file_size) + " bytes)");
   unsigned char length_bytes[8];
   in.read(reinterpret_cast<char*>(length_bytes), 8);
@@ -194,8 +192,7 @@ inline void write_safetensors(const std::string& path, const TensorMap& tensors,
     if (!tensor.defined()) throw InvalidArgument(where + path + ": tensor \"" + name + "\" is undefined");
     const auto& table = detail::safetensors_dtypes();
     const auto scalar_type = tensor.scalar_type();  // a lambda may not capture a structured binding in C++17
-    const auto dtype =
-        std::find_if(table.begin(), table.end(), [&](const auto& d) { return d.type == scalar_type; });
+    const auto dtype = std::find_if(table.begin(), table.end(), [&](const auto& d) { return d.type == scalar_type; });
     if (dtype == table.end()) {
       throw InvalidArgument(where + path + ": tensor \"" + name + "\" has unsupported dtype " +
                             std::string(c10::toString(tensor.scalar_type())));
@@ -246,8 +243,7 @@ inline TensorMap read_safetensors_dir(const std::string& dir) {
   std::map<std::string, std::vector<std::string>> by_file;
   for (const auto& item : index["weight_map"].items()) {
     if (!item.value().is_string()) {
-      throw RuntimeError(where + index_path.string() + ": weight_map entry \"" + item.key() +
-                         "\" is not a file name");
+      throw RuntimeError(where + index_path.string() + ": weight_map entry \"" + item.key() + "\" is not a file name");
     }
     by_file[item.value().get<std::string>()].push_back(item.key());
   }

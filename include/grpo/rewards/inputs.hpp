@@ -34,9 +34,8 @@ inline RewardInputs make_reward_inputs(const std::vector<nlohmann::json>& rows, 
   const std::size_t n = rows.size() * group;
   if (completions.size() != n) {
     throw InvalidArgument(where + "got " + std::to_string(completions.size()) + " completions for " +
-                          std::to_string(rows.size()) + " rows x num_generations " +
-                          std::to_string(num_generations) + " = " + std::to_string(n) +
-                          " (each prompt's completions must be consecutive)");
+                          std::to_string(rows.size()) + " rows x num_generations " + std::to_string(num_generations) +
+                          " = " + std::to_string(n) + " (each prompt's completions must be consecutive)");
   }
   if (!completion_ids.empty() && completion_ids.size() != n) {
     throw InvalidArgument(where + "got " + std::to_string(completion_ids.size()) + " completion_ids for " +
@@ -50,12 +49,13 @@ inline RewardInputs make_reward_inputs(const std::vector<nlohmann::json>& rows, 
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const auto& row = rows[r];
     if (!row.is_object()) {
-      throw InvalidArgument(where + "row " + std::to_string(r) + " is not a JSON object (got " +
-                            row.type_name() + "); expected an object like {\"prompt\": \"...\", ...}");
+      throw InvalidArgument(where + "row " + std::to_string(r) + " is not a JSON object (got " + row.type_name() +
+                            "); expected an object like {\"prompt\": \"...\", ...}");
     }
     const auto prompt = row.find("prompt");
     if (prompt == row.end()) {
-      throw InvalidArgument(where + "row " + std::to_string(r) + " has no \"prompt\" field; every row needs "
+      throw InvalidArgument(where + "row " + std::to_string(r) +
+                            " has no \"prompt\" field; every row needs "
                             "a string \"prompt\"");
     }
     if (!prompt->is_string()) {

@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
-#include <sstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -34,8 +34,8 @@ namespace detail {
 template <class M, class = void>
 struct is_reward_model : std::false_type {};
 template <class M>
-struct is_reward_model<M, std::void_t<decltype(std::declval<M&>().forward(std::declval<torch::Tensor>(),
-                                                                          std::declval<torch::Tensor>()))>>
+struct is_reward_model<
+    M, std::void_t<decltype(std::declval<M&>().forward(std::declval<torch::Tensor>(), std::declval<torch::Tensor>()))>>
     : std::true_type {};
 
 template <class M>

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <cmath>
+#include <condition_variable>
 #include <cstddef>
 #include <exception>
 #include <map>
@@ -216,8 +216,8 @@ class RewardScorer {
     shared->log_metric = [sink](const std::string& name, double value) { sink->add(name, value); };
     const RewardInputs* view = shared.get();
 
-    Eigen::MatrixXd matrix = Eigen::MatrixXd::Constant(static_cast<Eigen::Index>(n),
-                                                       static_cast<Eigen::Index>(k_count), detail::none_reward);
+    Eigen::MatrixXd matrix = Eigen::MatrixXd::Constant(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(k_count),
+                                                       detail::none_reward);
     std::vector<long> timeouts(k_count, 0);
     std::mutex failures_mutex;
     std::vector<detail::Failure> failures;
@@ -274,12 +274,14 @@ class RewardScorer {
               return;
             }
             if (values->size() != n) {
-              fail(k, n, "returned " + std::to_string(values->size()) + " values for " + std::to_string(n) +
-                             " completions (it must return exactly one value per completion; use std::nullopt for "
-                             "\"none\")");
+              fail(k, n,
+                   "returned " + std::to_string(values->size()) + " values for " + std::to_string(n) +
+                       " completions (it must return exactly one value per completion; use std::nullopt for "
+                       "\"none\")");
               return;
             }
-            for (std::size_t i = 0; i < n; ++i) matrix(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(k)) = (*values)[i];
+            for (std::size_t i = 0; i < n; ++i)
+              matrix(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(k)) = (*values)[i];
           } catch (const std::exception& e) {
             fail(k, n, e.what());
           } catch (...) {
@@ -303,18 +305,19 @@ class RewardScorer {
         }
       }
       if (timeouts[k] > 0 && options_.on_timeout == TimeoutAction::error) {
-        failures.push_back({k, n, "exceeded the timeout of " + std::to_string(*options_.timeout_seconds) + " s (" +
-                                      std::to_string(timeouts[k]) + " completions)"});
+        failures.push_back({k, n,
+                            "exceeded the timeout of " + std::to_string(*options_.timeout_seconds) + " s (" +
+                                std::to_string(timeouts[k]) + " completions)"});
       }
     }
     if (!failures.empty()) {
       const auto& first = *std::min_element(failures.begin(), failures.end());
       const auto& name = functions_[first.function].name();
-      const std::string where =
-          first.sample < n ? "at sample " + std::to_string(first.sample) + " (prompt " +
-                                 detail::excerpt(inputs.prompts[first.sample]) + ")"
-                           : "on the batch of " + std::to_string(n) + " completions (first prompt " +
-                                 (n ? detail::excerpt(inputs.prompts[0]) : std::string("none")) + ")";
+      const std::string where = first.sample < n
+                                    ? "at sample " + std::to_string(first.sample) + " (prompt " +
+                                          detail::excerpt(inputs.prompts[first.sample]) + ")"
+                                    : "on the batch of " + std::to_string(n) + " completions (first prompt " +
+                                          (n ? detail::excerpt(inputs.prompts[0]) : std::string("none")) + ")";
       throw RewardError("grpo::RewardScorer::score: reward function \"" + name + "\" failed " + where + ": " +
                         first.message);
     }
@@ -340,9 +343,9 @@ class RewardScorer {
     count("completion_ids", inputs.completion_ids.size());
     if (!inputs.columns.names().empty()) count("columns", inputs.columns.size());
     if (inputs.num_generations < 1 || n % static_cast<std::size_t>(inputs.num_generations) != 0) {
-      throw InvalidArgument("grpo::RewardScorer::score: " + std::to_string(n) +
-                            " completions do not form groups of num_generations = " +
-                            std::to_string(inputs.num_generations));
+      throw InvalidArgument(
+          "grpo::RewardScorer::score: " + std::to_string(n) +
+          " completions do not form groups of num_generations = " + std::to_string(inputs.num_generations));
     }
   }
 

@@ -36,8 +36,7 @@ struct MicroStep {
 /// slices, used in order, and the whole cycle repeats num_iterations times before the next batch is generated.
 inline MicroStep micro_step_schedule(const GRPOConfig& config, int64_t micro_step) {
   if (micro_step < 0) {
-    throw InvalidArgument("grpo::micro_step_schedule: micro_step must be >= 0, got " +
-                          std::to_string(micro_step));
+    throw InvalidArgument("grpo::micro_step_schedule: micro_step must be >= 0, got " + std::to_string(micro_step));
   }
   const int64_t steps_per_generation = config.effective_steps_per_generation();
   const int64_t generate_every = config.micro_steps_per_generation();

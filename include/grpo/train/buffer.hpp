@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "grpo/core/advantages.hpp"
 #include "grpo/detail/random.hpp"
@@ -50,9 +50,8 @@ class GenerationBuffer {
         if (rollout.truncated[static_cast<std::size_t>(i)]) completion_mask[i].zero_();
       }
     }
-    const auto perm =
-        torch::tensor(detail::seeded_permutation(n, config.seed ^ 0x5A5A5A5AULL, static_cast<uint64_t>(generation)),
-                      torch::kLong);
+    const auto perm = torch::tensor(
+        detail::seeded_permutation(n, config.seed ^ 0x5A5A5A5AULL, static_cast<uint64_t>(generation)), torch::kLong);
     const auto device = policy.device();
     GenerationBuffer b;
     b.generation_ = generation;
@@ -129,9 +128,7 @@ class GenerationBuffer {
     if (ref_logps_.defined()) out["buffer/ref_logps"] = ref_logps_.detach();
     return defined() ? out : TensorMap{};
   }
-  nlohmann::json meta() const {
-    return {{"generation", generation_}, {"slice_tokens", slice_tokens_}};
-  }
+  nlohmann::json meta() const { return {{"generation", generation_}, {"slice_tokens", slice_tokens_}}; }
 
   /// The buffer a checkpoint stored (meta() and tensors()) of a run with `config`, moved to `device`.
   static GenerationBuffer restore(const nlohmann::json& meta, const TensorMap& tensors, const GRPOConfig& config,

@@ -63,7 +63,8 @@ using on_train_begin_t = decltype(std::declval<C&>().on_train_begin(std::declval
 template <class C>
 using on_step_end_t = decltype(std::declval<C&>().on_step_end(std::declval<const TrainerState&>()));
 template <class C>
-using on_log_t = decltype(std::declval<C&>().on_log(std::declval<const TrainerState&>(), std::declval<const MetricMap&>()));
+using on_log_t =
+    decltype(std::declval<C&>().on_log(std::declval<const TrainerState&>(), std::declval<const MetricMap&>()));
 template <class C>
 using on_evaluate_t =
     decltype(std::declval<C&>().on_evaluate(std::declval<const TrainerState&>(), std::declval<const MetricMap&>()));
@@ -71,7 +72,8 @@ template <class C>
 using on_rollout_t =
     decltype(std::declval<C&>().on_rollout(std::declval<const TrainerState&>(), std::declval<const RolloutRecord&>()));
 template <class C>
-using on_save_t = decltype(std::declval<C&>().on_save(std::declval<const TrainerState&>(), std::declval<const std::string&>()));
+using on_save_t =
+    decltype(std::declval<C&>().on_save(std::declval<const TrainerState&>(), std::declval<const std::string&>()));
 template <class C>
 using on_warning_t =
     decltype(std::declval<C&>().on_warning(std::declval<const TrainerState&>(), std::declval<const std::string&>()));
@@ -153,8 +155,12 @@ class CallbackList {
   // The hooks, called on every callback in order; the result is stop when any callback asked to stop. A
   // CallbackList is itself a callback, so one list can hold another (by reference, as the trainer does with its
   // default callbacks and those given to one train() call).
-  Control on_train_begin(const TrainerState& s) { return all([&](Concept& c) { return c.train_begin(s); }); }
-  Control on_step_end(const TrainerState& s) { return all([&](Concept& c) { return c.step_end(s); }); }
+  Control on_train_begin(const TrainerState& s) {
+    return all([&](Concept& c) { return c.train_begin(s); });
+  }
+  Control on_step_end(const TrainerState& s) {
+    return all([&](Concept& c) { return c.step_end(s); });
+  }
   Control on_log(const TrainerState& s, const std::map<std::string, double>& m) {
     return all([&](Concept& c) { return c.log(s, m); });
   }
@@ -170,7 +176,9 @@ class CallbackList {
   Control on_warning(const TrainerState& s, const std::string& m) {
     return all([&](Concept& c) { return c.warning(s, m); });
   }
-  Control on_train_end(const TrainerState& s) { return all([&](Concept& c) { return c.train_end(s); }); }
+  Control on_train_end(const TrainerState& s) {
+    return all([&](Concept& c) { return c.train_end(s); });
+  }
 
  private:
   struct Concept {
@@ -194,35 +202,43 @@ class CallbackList {
     explicit Model(A&& callback) : c(std::forward<A>(callback)) {}
     std::type_index type() const override { return std::type_index(typeid(T)); }
     Control train_begin(const TrainerState& s) override {
-      if constexpr (detail::is_detected<detail::on_train_begin_t, T>) return detail::hook_result([&] { return c.on_train_begin(s); });
+      if constexpr (detail::is_detected<detail::on_train_begin_t, T>)
+        return detail::hook_result([&] { return c.on_train_begin(s); });
       return Control::proceed;
     }
     Control step_end(const TrainerState& s) override {
-      if constexpr (detail::is_detected<detail::on_step_end_t, T>) return detail::hook_result([&] { return c.on_step_end(s); });
+      if constexpr (detail::is_detected<detail::on_step_end_t, T>)
+        return detail::hook_result([&] { return c.on_step_end(s); });
       return Control::proceed;
     }
     Control log(const TrainerState& s, const std::map<std::string, double>& m) override {
-      if constexpr (detail::is_detected<detail::on_log_t, T>) return detail::hook_result([&] { return c.on_log(s, m); });
+      if constexpr (detail::is_detected<detail::on_log_t, T>)
+        return detail::hook_result([&] { return c.on_log(s, m); });
       return Control::proceed;
     }
     Control evaluate(const TrainerState& s, const std::map<std::string, double>& m) override {
-      if constexpr (detail::is_detected<detail::on_evaluate_t, T>) return detail::hook_result([&] { return c.on_evaluate(s, m); });
+      if constexpr (detail::is_detected<detail::on_evaluate_t, T>)
+        return detail::hook_result([&] { return c.on_evaluate(s, m); });
       return Control::proceed;
     }
     Control rollout(const TrainerState& s, const RolloutRecord& r) override {
-      if constexpr (detail::is_detected<detail::on_rollout_t, T>) return detail::hook_result([&] { return c.on_rollout(s, r); });
+      if constexpr (detail::is_detected<detail::on_rollout_t, T>)
+        return detail::hook_result([&] { return c.on_rollout(s, r); });
       return Control::proceed;
     }
     Control save(const TrainerState& s, const std::string& dir) override {
-      if constexpr (detail::is_detected<detail::on_save_t, T>) return detail::hook_result([&] { return c.on_save(s, dir); });
+      if constexpr (detail::is_detected<detail::on_save_t, T>)
+        return detail::hook_result([&] { return c.on_save(s, dir); });
       return Control::proceed;
     }
     Control warning(const TrainerState& s, const std::string& m) override {
-      if constexpr (detail::is_detected<detail::on_warning_t, T>) return detail::hook_result([&] { return c.on_warning(s, m); });
+      if constexpr (detail::is_detected<detail::on_warning_t, T>)
+        return detail::hook_result([&] { return c.on_warning(s, m); });
       return Control::proceed;
     }
     Control train_end(const TrainerState& s) override {
-      if constexpr (detail::is_detected<detail::on_train_end_t, T>) return detail::hook_result([&] { return c.on_train_end(s); });
+      if constexpr (detail::is_detected<detail::on_train_end_t, T>)
+        return detail::hook_result([&] { return c.on_train_end(s); });
       return Control::proceed;
     }
     H c;

@@ -40,7 +40,8 @@ inline std::string checkpoint_name(int64_t step) { return "checkpoint-" + std::t
 /// Writes a checkpoint directory `final_dir` atomically: `write_files(tmp_dir)` fills a fresh temporary directory,
 /// every regular file in it is fsynced, an existing `final_dir` is replaced, and the rename is made durable.
 /// On any error the temporary directory is removed and the error rethrown; `final_dir` is then untouched.
-inline void write_checkpoint_dir(const std::string& final_dir, const std::function<void(const std::string&)>& write_files) {
+inline void write_checkpoint_dir(const std::string& final_dir,
+                                 const std::function<void(const std::string&)>& write_files) {
   namespace fs = std::filesystem;
   const std::string where = "grpo::write_checkpoint_dir: ";
   const fs::path target(final_dir);
@@ -74,7 +75,8 @@ inline std::vector<std::string> list_checkpoints(const std::string& output_dir) 
   for (const auto& entry : fs::directory_iterator(output_dir)) {
     std::smatch m;
     const std::string name = entry.path().filename().string();
-    if (entry.is_directory() && std::regex_match(name, m, pattern)) found.emplace_back(std::stoll(m[1]), entry.path().string());
+    if (entry.is_directory() && std::regex_match(name, m, pattern))
+      found.emplace_back(std::stoll(m[1]), entry.path().string());
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> out;
@@ -85,8 +87,8 @@ inline std::vector<std::string> list_checkpoints(const std::string& output_dir) 
 /// Deletes the oldest checkpoints so that at most `limit` remain.
 inline void prune_checkpoints(const std::string& output_dir, int limit) {
   auto all = list_checkpoints(output_dir);
-  for (std::size_t i = 0; limit >= 0 && all.size() > static_cast<std::size_t>(limit) &&
-                          i < all.size() - static_cast<std::size_t>(limit);
+  for (std::size_t i = 0;
+       limit >= 0 && all.size() > static_cast<std::size_t>(limit) && i < all.size() - static_cast<std::size_t>(limit);
        ++i) {
     std::filesystem::remove_all(all[i]);
   }

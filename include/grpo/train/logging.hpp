@@ -146,7 +146,8 @@ inline std::vector<nlohmann::json> truncate_jsonl_after_step(const std::string& 
   }
   if (dropped) {
     std::string text;
-    for (const auto& record : kept) text += record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    for (const auto& record : kept)
+      text += record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     detail::atomic_write_file(path, text, where);
   }
   return kept;
@@ -232,11 +233,11 @@ class CompletionsLog {
     const auto k = reward_names.size();
     if (prompts.size() != n || advantages.size() != n || static_cast<std::size_t>(rewards_per_func.rows()) != n ||
         static_cast<std::size_t>(rewards_per_func.cols()) != k) {
-      throw InvalidArgument(
-          "grpo::CompletionsLog::write: sizes disagree: " + std::to_string(prompts.size()) + " prompts, " +
-          std::to_string(n) + " completions, " + std::to_string(advantages.size()) + " advantages, rewards " +
-          std::to_string(rewards_per_func.rows()) + " x " + std::to_string(rewards_per_func.cols()) + " for " +
-          std::to_string(k) + " reward names; expected N rows each and an N x K matrix");
+      throw InvalidArgument("grpo::CompletionsLog::write: sizes disagree: " + std::to_string(prompts.size()) +
+                            " prompts, " + std::to_string(n) + " completions, " + std::to_string(advantages.size()) +
+                            " advantages, rewards " + std::to_string(rewards_per_func.rows()) + " x " +
+                            std::to_string(rewards_per_func.cols()) + " for " + std::to_string(k) +
+                            " reward names; expected N rows each and an N x K matrix");
     }
     for (std::size_t i = 0; i < n; ++i) {
       nlohmann::json line = nlohmann::json::object();

@@ -22,9 +22,9 @@ template <class Model>
 std::map<std::string, double> run_micro_step(Policy<Model>& policy, const GenerationBuffer& buffer,
                                              const MicroStep& plan, const GRPOConfig& config) {
   const BufferSlice slice = buffer.slice(plan.slice);
-  const CompletionLogps out = policy.completion_logps(slice.prompt_ids, slice.prompt_mask, slice.completion_ids,
-                                           slice.completion_mask, config.temperature,
-                                           config.per_device_train_batch_size, /*want_entropy=*/true);
+  const CompletionLogps out =
+      policy.completion_logps(slice.prompt_ids, slice.prompt_mask, slice.completion_ids, slice.completion_mask,
+                              config.temperature, config.per_device_train_batch_size, /*want_entropy=*/true);
   LossBatch batch;
   batch.logps = out.logps;
   batch.old_logps = slice.old_logps;

@@ -43,7 +43,8 @@ class ConsoleReporter {
     if (!bar_) return;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     // The ETA uses the steps of this run only (a resumed run's earlier steps took no time here).
-    const std::string bar = format_progress_bar(state.global_step - first_step_, state.max_steps - first_step_, elapsed);
+    const std::string bar =
+        format_progress_bar(state.global_step - first_step_, state.max_steps - first_step_, elapsed);
     std::fprintf(stderr, "\r%s", bar.c_str());
     std::fflush(stderr);
   }
@@ -54,7 +55,8 @@ class ConsoleReporter {
     std::string line = "step " + std::to_string(state.global_step) + "/" + std::to_string(state.max_steps) + " | eval";
     for (const char* name : {"eval_reward", "eval_accuracy"}) {
       const auto it = metrics.find(name);
-      if (it != metrics.end()) line += std::string(" | ") + (name + 5) + " " + detail::printf_string("%.4f", it->second);
+      if (it != metrics.end())
+        line += std::string(" | ") + (name + 5) + " " + detail::printf_string("%.4f", it->second);
     }
     print(line);
   }
@@ -84,7 +86,8 @@ class ConsoleReporter {
 /// per evaluation (eval_ metrics).
 class MetricsFile {
  public:
-  explicit MetricsFile(std::string output_dir) : path_((std::filesystem::path(output_dir) / "metrics.jsonl").string()) {}
+  explicit MetricsFile(std::string output_dir)
+      : path_((std::filesystem::path(output_dir) / "metrics.jsonl").string()) {}
 
   void on_train_begin(const TrainerState& state) {
     std::filesystem::create_directories(std::filesystem::path(path_).parent_path());
@@ -133,8 +136,8 @@ class CompletionsFile {
 };
 
 /// training_chart.svg in `output_dir` (reward and eval reward/accuracy, KL, completion length, learning rate
-/// against the step), redrawn from the run's whole history at every log and evaluation; after a resume the history is read back
-/// from metrics.jsonl.
+/// against the step), redrawn from the run's whole history at every log and evaluation; after a resume the history is
+/// read back from metrics.jsonl.
 class TrainingChart {
  public:
   explicit TrainingChart(std::string output_dir, std::vector<ChartPanel> panels = default_chart_panels())

@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include <torch/types.h>
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
-#include <torch/types.h>
 
 #include "grpo/core/advantages.hpp"
 #include "grpo/data/dataset.hpp"
@@ -60,8 +60,8 @@ struct Rollout {
 namespace detail {
 
 // Rows `rows` of `parts` (part index, row) joined into one rollout; tensors re-padded to the widest part.
-inline Rollout join_rows(const std::vector<const Rollout*>& parts, const std::vector<std::pair<std::size_t, int64_t>>& rows,
-                         int64_t pad_token_id) {
+inline Rollout join_rows(const std::vector<const Rollout*>& parts,
+                         const std::vector<std::pair<std::size_t, int64_t>>& rows, int64_t pad_token_id) {
   Rollout out;
   if (rows.empty()) return out;
   const auto k = parts.front()->rewards.cols();
@@ -211,8 +211,8 @@ class RolloutGenerator {
     auto scores = scorer_.score(inputs);
     r.rewards = std::move(scores.rewards_per_func);
     const auto& w = scorer_.weights();
-    r.weighted_rewards =
-        detail::weighted_nansum(r.rewards, Eigen::Map<const Eigen::VectorXd>(w.data(), static_cast<Eigen::Index>(w.size())));
+    r.weighted_rewards = detail::weighted_nansum(
+        r.rewards, Eigen::Map<const Eigen::VectorXd>(w.data(), static_cast<Eigen::Index>(w.size())));
     r.reward_metrics = std::move(scores.metrics);
     r.warnings = std::move(scores.warnings);
     return r;

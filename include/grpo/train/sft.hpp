@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/optim/adamw.h>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "grpo/data/dataset.hpp"
 #include "grpo/detail/padding.hpp"

@@ -163,7 +163,8 @@ class GRPOTrainer {
       if (!plan.optimizer_step) continue;
 
       learning_rate_ = learning_rate_at(config_, state_.global_step, total_steps_);
-      metrics.add("grad_norm", optimizer_step(*optimizer_, policy_.parameters(), config_.max_grad_norm, learning_rate_));
+      metrics.add("grad_norm",
+                  optimizer_step(*optimizer_, policy_.parameters(), config_.max_grad_norm, learning_rate_));
       ++state_.global_step;
       state_.epoch = sampler_.epoch_progress();
       const auto now = std::chrono::steady_clock::now();
@@ -177,8 +178,8 @@ class GRPOTrainer {
 
       const bool last = state_.global_step >= total_steps_;
       if (last || state_.global_step % config_.logging_steps == 0) {
-        result.last_metrics = metrics.take(
-            {{"learning_rate", learning_rate_}, {"num_tokens", static_cast<double>(state_.num_tokens)}});
+        result.last_metrics =
+            metrics.take({{"learning_rate", learning_rate_}, {"num_tokens", static_cast<double>(state_.num_tokens)}});
         stop |= hooks.on_log(state_, result.last_metrics) == Control::stop;
       }
       if (eval_ && !eval_->empty() && (last || state_.global_step % config_.effective_eval_steps() == 0)) {
@@ -291,8 +292,8 @@ class GRPOTrainer {
     bool stop = false;
     for (const auto& warning : rollout.warnings) stop |= hooks.on_warning(state_, warning) == Control::stop;
     const std::vector<double> advantages(adv.advantages.data(), adv.advantages.data() + adv.advantages.size());
-    stop |= hooks.on_rollout(state_, RolloutRecord{rollout.prompts, rollout.completions, reward_names_,
-                                                   rollout.rewards, advantages}) == Control::stop;
+    stop |= hooks.on_rollout(state_, RolloutRecord{rollout.prompts, rollout.completions, reward_names_, rollout.rewards,
+                                                   advantages}) == Control::stop;
     return stop;
   }
 

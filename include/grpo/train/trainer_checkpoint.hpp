@@ -14,11 +14,11 @@
 #include <type_traits>
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <nlohmann/json.hpp>
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize.h>
 #include <torch/types.h>
+#include <nlohmann/json.hpp>
 
 #include "grpo/data/sampler.hpp"
 #include "grpo/detail/atomic_file.hpp"
@@ -146,8 +146,7 @@ inline TrainerCheckpoint read_trainer_checkpoint(const std::string& dir, bool wi
     c.progress.sampler = c.meta.at("sampler_state").get<SamplerState>();
     c.progress.generation_calls = c.meta.at("generation_calls").get<uint64_t>();
   } catch (const std::exception& e) {
-    throw RuntimeError("grpo::read_trainer_checkpoint: " + state_path + " is not a valid trainer state: " +
-                       e.what());
+    throw RuntimeError("grpo::read_trainer_checkpoint: " + state_path + " is not a valid trainer state: " + e.what());
   }
   c.model = read_safetensors((fs::path(dir) / "model.safetensors").string()).tensors;
   if (with_reference) c.reference = read_safetensors((fs::path(dir) / "reference.safetensors").string()).tensors;

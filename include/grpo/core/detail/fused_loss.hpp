@@ -36,12 +36,12 @@ enum class FusedFamily { clip, sapo, cispo };
 // Everything the kernel reads, in the logps dtype, contiguous; options resolved to scalars.
 template <typename scalar_t>
 struct FusedInputs {
-  const scalar_t* logps = nullptr;      // [B,T]
-  const scalar_t* old_logps = nullptr;  // [B,T], or logps itself on-policy (ratio 1)
-  const scalar_t* ref_logps = nullptr;  // [B,T], null when beta == 0
-  const scalar_t* advantages = nullptr; // [B]
-  const scalar_t* mask = nullptr;       // [B,T]
-  scalar_t* grad = nullptr;             // [B,T] output: grad_scale · d (unscaled loss) / d logps
+  const scalar_t* logps = nullptr;       // [B,T]
+  const scalar_t* old_logps = nullptr;   // [B,T], or logps itself on-policy (ratio 1)
+  const scalar_t* ref_logps = nullptr;   // [B,T], null when beta == 0
+  const scalar_t* advantages = nullptr;  // [B]
+  const scalar_t* mask = nullptr;        // [B,T]
+  scalar_t* grad = nullptr;              // [B,T] output: grad_scale · d (unscaled loss) / d logps
   int64_t rows = 0, tokens = 0;
   LossType loss_type = LossType::dapo;
   bool sequence = false;
@@ -58,12 +58,12 @@ struct FusedInputs {
 
 // Per-row results, reduced in row order after the parallel pass (deterministic).
 struct FusedRow {
-  double value = 0;     // Σ_t weight_t ℓ_t with the row factor applied
-  double length = 0;    // L_i
-  double kl = 0;        // Σ metric-weight · kl
+  double value = 0;                                 // Σ_t weight_t ℓ_t with the row factor applied
+  double length = 0;                                // L_i
+  double kl = 0;                                    // Σ metric-weight · kl
   double low = 0, high = 0, region = 0, cispo = 0;  // indicator sums (or row indicators)
-  bool invalid = false;            // mask not 0/1 or a non-finite active value
-  bool padding_not_finite = false; // a non-finite value on padding
+  bool invalid = false;                             // mask not 0/1 or a non-finite active value
+  bool padding_not_finite = false;                  // a non-finite value on padding
 };
 
 // Neither infinite nor NaN, from the exponent bits (valid under -ffast-math too).
@@ -148,7 +148,7 @@ template <class S, FusedFamily family, bool sequence, bool with_kl, bool counts_
     for (int64_t t = 0; t < whole; t += W) block(t, W, std::false_type{});
     if (tail > 0) block(whole, tail, std::true_type{});
   };
-  const auto load = [](V& v, const T* p, int64_t t, int n, auto partial) __attribute__((always_inline)) {
+  const auto load = [](V & v, const T* p, int64_t t, int n, auto partial) __attribute__((always_inline)) {
     if constexpr (decltype(partial)::value) {
       simd::load_partial<S>(v, p + t, n);
     } else {
@@ -159,8 +159,8 @@ template <class S, FusedFamily family, bool sequence, bool with_kl, bool counts_
   // Validation, folded into the first pass that reads the values: the mask is 0/1 and the values are finite where
   // it is 1; non-finite padding is noted (the caller then zeroes it where it counts). Also counts L_i.
   M invalid = none, padding_bad = none, active_lanes = none;
-  const auto check = [&](const M& active, const V& mv, const V& xv, const V& ov, int64_t t, int n,
-                         auto partial) __attribute__((always_inline)) {
+  const auto check = [&](const M& active, const V& mv, const V& xv, const V& ov, int64_t t, int n, auto partial)
+      __attribute__((always_inline)) {
     M finite, finite_old;
     simd::finite_lanes<S>(finite, xv);
     simd::finite_lanes<S>(finite_old, ov);
@@ -244,7 +244,7 @@ template <class S, FusedFamily family, bool sequence, bool with_kl, bool counts_
   const T active_weight = luspo ? length : row_factor;
   const T padding_weight = luspo ? length : T(0);
   const T active_grad_factor = active_weight * in.grad_scale;
-  const M one_token = tokens == 1 ? all : none;           // metrics of a [B,1] tensor are plain means over rows
+  const M one_token = tokens == 1 ? all : none;  // metrics of a [B,1] tensor are plain means over rows
   const M padding_gets_grad = in.sanitize_padding ? none : all;
   const M positive = A > 0 ? all : none;
   // A token is clipped low (A < 0, ratio < 1 - ε_low) or high (A > 0, ratio > 1 + ε_high): one comparison
@@ -402,13 +402,11 @@ inline void fused_chunk(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& 
 // instruction set), chosen at run time when the CPU has them.
 template <typename scalar_t, FusedFamily family, bool sequence, bool with_kl, bool counts_padding>
 [[gnu::target("avx2,fma")]] inline void fused_chunk_avx2(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows,
-                                                          int64_t begin, int64_t end) {
+                                                         int64_t begin, int64_t end) {
   fused_rows_with<simd::Vec<scalar_t, 32>, family, sequence, with_kl, counts_padding>(in, rows, begin, end);
 }
 
-inline bool fused_cpu_has_avx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+inline bool fused_cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
 
 // Runs the rows in parallel chunks; invalid rows stop early and are reported in their FusedRow.
@@ -447,16 +445,19 @@ inline void fused_rows_dispatch_level(const FusedInputs<scalar_t>& in, std::vect
 template <typename scalar_t>
 inline void fused_rows_dispatch(const FusedInputs<scalar_t>& in, std::vector<FusedRow>& rows) {
   switch (in.loss_type) {
-    case LossType::sapo: return fused_rows_dispatch_level<scalar_t, FusedFamily::sapo>(in, rows);
-    case LossType::cispo: return fused_rows_dispatch_level<scalar_t, FusedFamily::cispo>(in, rows);
-    default: return fused_rows_dispatch_level<scalar_t, FusedFamily::clip>(in, rows);
+    case LossType::sapo:
+      return fused_rows_dispatch_level<scalar_t, FusedFamily::sapo>(in, rows);
+    case LossType::cispo:
+      return fused_rows_dispatch_level<scalar_t, FusedFamily::cispo>(in, rows);
+    default:
+      return fused_rows_dispatch_level<scalar_t, FusedFamily::clip>(in, rows);
   }
 }
 
 // What the fused pass hands back besides the loss.
 struct FusedOutcome {
-  bool invalid = false;          // the caller re-runs the full validation, which throws the exact message
-  double local_tokens = 0;       // Σ m over the micro-batch
+  bool invalid = false;     // the caller re-runs the full validation, which throws the exact message
+  double local_tokens = 0;  // Σ m over the micro-batch
   std::map<std::string, double> metrics;
 };
 
@@ -476,11 +477,15 @@ inline double fused_loss_scale(const LossOptions& o, const FusedTensors& ts, dou
   const double ga = ts.grad_accum_steps;
   switch (o.loss_type) {
     case LossType::grpo:
-    case LossType::sapo: return 1.0 / (rows * ga);
-    case LossType::bnpo: return 1.0 / (std::max(active_tokens, 1.0) * ga);
-    case LossType::dr_grpo: return 1.0 / (rows * static_cast<double>(o.max_completion_length) * ga);
+    case LossType::sapo:
+      return 1.0 / (rows * ga);
+    case LossType::bnpo:
+      return 1.0 / (std::max(active_tokens, 1.0) * ga);
+    case LossType::dr_grpo:
+      return 1.0 / (rows * static_cast<double>(o.max_completion_length) * ga);
     case LossType::dapo:
-    case LossType::cispo: return ts.num_processes / std::max(ts.num_items_in_batch, 1.0);
+    case LossType::cispo:
+      return ts.num_processes / std::max(ts.num_items_in_batch, 1.0);
     case LossType::luspo: {
       const bool row_shaped = o.importance_sampling_level == ImportanceSampling::sequence && o.beta == 0.0;
       return 1.0 / (rows * (row_shaped ? 1.0 : static_cast<double>(tokens_per_row)) * ga);
@@ -516,7 +521,8 @@ inline void fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad, 
   const bool luspo = o.loss_type == LossType::luspo;
   in.padding_counts = luspo || in.tokens == 1;
   const bool scale_known = o.loss_type != LossType::bnpo;
-  if (scale_known) in.grad_scale = static_cast<scalar_t>(fused_loss_scale(o, ts, static_cast<double>(in.rows), in.tokens, 0));
+  if (scale_known)
+    in.grad_scale = static_cast<scalar_t>(fused_loss_scale(o, ts, static_cast<double>(in.rows), in.tokens, 0));
 
   FusedOutcome& out = *ts.outcome;
   for (int64_t i = 0; i < in.rows; ++i) {
@@ -558,8 +564,10 @@ inline void fused_policy_loss_impl(const FusedTensors& ts, torch::Tensor& grad, 
     low += r.low, high += r.high, region += r.region, capped += r.cispo;
     if (row_metrics || r.length > 0) {
       // Per-row fractions as the composed path computes them, in the input dtype.
-      const double row_low = row_metrics ? r.low : static_cast<double>(static_cast<scalar_t>(r.low) / static_cast<scalar_t>(r.length));
-      const double row_high = row_metrics ? r.high : static_cast<double>(static_cast<scalar_t>(r.high) / static_cast<scalar_t>(r.length));
+      const double row_low =
+          row_metrics ? r.low : static_cast<double>(static_cast<scalar_t>(r.low) / static_cast<scalar_t>(r.length));
+      const double row_high =
+          row_metrics ? r.high : static_cast<double>(static_cast<scalar_t>(r.high) / static_cast<scalar_t>(r.length));
       low_min = std::isnan(low_min) ? row_low : std::min(low_min, row_low);
       high_max = std::isnan(high_max) ? row_high : std::max(high_max, row_high);
     }

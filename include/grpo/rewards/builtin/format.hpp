@@ -37,9 +37,7 @@ inline RewardFunction format_reward(const std::string& pattern, std::string name
     throw InvalidArgument("grpo::format_reward: invalid regex \"" + pattern + "\": " + e.what());
   }
   FormatReward reward;
-  reward.matches = [compiled](std::string_view text) {
-    return std::regex_match(text.begin(), text.end(), compiled);
-  };
+  reward.matches = [compiled](std::string_view text) { return std::regex_match(text.begin(), text.end(), compiled); };
   return RewardFunction(std::move(name), std::move(reward));
 }
 

@@ -32,8 +32,7 @@ struct SoftOverlongPunishment {
 inline RewardFunction soft_overlong_punishment_reward(int64_t max_completion_length, int64_t soft_punish_cache) {
   if (soft_punish_cache < 1 || soft_punish_cache > max_completion_length) {
     throw InvalidArgument("grpo::soft_overlong_punishment_reward: soft_punish_cache must be in [1, " +
-                          std::to_string(max_completion_length) + "], got " +
-                          std::to_string(soft_punish_cache));
+                          std::to_string(max_completion_length) + "], got " + std::to_string(soft_punish_cache));
   }
   return RewardFunction("soft_overlong_punishment", SoftOverlongPunishment{max_completion_length, soft_punish_cache});
 }
