@@ -20,7 +20,7 @@ TORCH_DIR_ARG = $(if $(TORCH_DIR),$(if $(wildcard $(TORCH_DIR)/TorchConfig.cmake
   -DTorch_DIR=$(TORCH_DIR_ABS) -DCaffe2_DIR=$(abspath $(TORCH_DIR_ABS)/../Caffe2),-DCMAKE_PREFIX_PATH=$(TORCH_DIR_ABS)),)
 TORCH_WHEEL_PYTHON = $(TORCH_WHEEL_VENV)/bin/python
 
-.PHONY: all deps configure build demo test test-torch-wheel bench clean check-fresh-debian format format-check
+.PHONY: all deps configure build demo test chat test-torch-wheel bench clean check-fresh-debian format format-check
 
 # Same as build.
 all: build
@@ -42,8 +42,17 @@ demo: build
 	$(BUILD_DIR)/examples/arithmetic_grpo --output-dir $(BUILD_DIR)/demo
 
 # Builds and runs every test; `make test TORCH_DIR=<prefix> BUILD_DIR=<dir>` runs them against another LibTorch.
+# First fetches SmolLM2-135M-Instruct's GGUF into BUILD_DIR/models for the real-model tests (98 MB, once per
+# machine; offline, those tests skip with a message).
 test: build
+	-cmake -DDEST=$(BUILD_DIR)/models -DREQUIRED=OFF -P cmake/fetch-smollm2.cmake
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# SmolLM2-135M-Instruct answers a question (examples/chat.cpp): make chat Q="Why is the sky blue?"
+Q ?= What is the capital of France? Answer in one sentence.
+chat: build
+	cmake -DDEST=$(BUILD_DIR)/models -P cmake/fetch-smollm2.cmake
+	$(BUILD_DIR)/examples/chat "$(Q)"
 
 # The whole suite against the LibTorch of the PyPI wheel torch==TORCH_WHEEL_VERSION (CPU), in TORCH_WHEEL_BUILD_DIR.
 # The venv is made once and pip runs only when that torch is not importable there; the wheel's LibTorch is found
@@ -58,6 +67,7 @@ test-torch-wheel:
 	cmake -S . -B $(TORCH_WHEEL_BUILD_DIR) -DCMAKE_BUILD_TYPE=Release -DGRPO_BUILD_TESTS=ON -DGRPO_BUILD_EXAMPLES=ON \
 	  "-DCMAKE_PREFIX_PATH=$$prefix" $(CMAKE_ARGS)
 	cmake --build $(TORCH_WHEEL_BUILD_DIR) -j $(JOBS)
+	-cmake -DDEST=$(TORCH_WHEEL_BUILD_DIR)/models -DREQUIRED=OFF -P cmake/fetch-smollm2.cmake
 	cd $(TORCH_WHEEL_BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # Installs what the benchmarks need (python3-torch for the Python peer too), builds them and runs every one.
@@ -77,6 +87,8 @@ bench:
 	done
 	@echo "== bench_peer_compare"
 	$(BUILD_DIR)/benchmarks/bench_peer_compare $(if $(BENCH_THREADS),--threads $(BENCH_THREADS),)
+	@echo "== bench_tokenizer (the Python side needs tokenizers: GRPO_TOKENIZERS_PYTHON=<python with it>)"
+	$(BUILD_DIR)/benchmarks/bench_tokenizer
 
 # Removes BUILD_DIR (not TORCH_WHEEL_BUILD_DIR).
 clean:

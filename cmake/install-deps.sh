@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake make pkg-config
   libtorch-dev libgloo-dev libopenblas0-pthread
-  libeigen3-dev nlohmann-json3-dev catch2 libbenchmark-dev
+  libeigen3-dev nlohmann-json3-dev libpcre2-dev catch2 libbenchmark-dev
 )
 # Optional group for `make bench`: GRPO_WITH_BENCH=1 adds Debian's PyTorch, which the Python peer of the
 # benchmarks (benchmarks/peer/peer.py, run with /usr/bin/python3) needs.

@@ -2,7 +2,8 @@
 // grpo-cpp: GRPO training on LibTorch. Including this header gives the whole public API.
 // Torch-free users (the grpo::core target) include the headers they need directly: core/advantages.hpp,
 // core/loss_options.hpp, rewards/ (except reward_model.hpp), data/, models/llama_config.hpp, tokenizers/ and
-// train/{config,schedule,state,callbacks,logging,chart}.hpp need only Eigen and nlohmann/json.
+// train/{config,schedule,state,callbacks,logging,chart}.hpp need only Eigen and nlohmann/json (and PCRE2 for
+// tokenizers/bpe_tokenizer.hpp).
 // grpo/models/torchscript.hpp is opt-in (it pulls in torch/script.h): include it directly.
 
 #include "grpo/version.hpp"
@@ -30,10 +31,16 @@
 #include "grpo/generation/sampling.hpp"
 #include "grpo/generation/text.hpp"
 #include "grpo/models/causal_lm.hpp"
+#include "grpo/models/gguf.hpp"
 #include "grpo/models/llama.hpp"
 #include "grpo/models/llama_config.hpp"
+#include "grpo/models/llama_gguf.hpp"
 #include "grpo/models/safetensors.hpp"
+#include "grpo/pretrained/gguf_tokenizer.hpp"
+#include "grpo/pretrained/pretrained.hpp"
+#include "grpo/tokenizers/bpe_tokenizer.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
+#include "grpo/tokenizers/chat_template.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
 #include "grpo/train/policy.hpp"
 

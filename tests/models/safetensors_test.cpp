@@ -179,7 +179,7 @@ TEST_CASE("bad configs and bad safetensors files fail with errors naming the fil
   };
   config_error([](auto& j) { j.erase("hidden_size"); }, "missing required field \"hidden_size\"");
   config_error([](auto& j) { j["model_type"] = "gpt2"; }, "\"gpt2\" is not supported");
-  config_error([](auto& j) { j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}}; }, "rope_scaling");
+  config_error([](auto& j) { j["rope_scaling"] = {{"type", "yarn"}, {"factor", 2.0}}; }, "\"yarn\"");
   config_error([](auto& j) { j["hidden_act"] = "gelu"; }, "hidden_act");
   config_error([](auto& j) { j["num_attention_heads"] = "four"; }, "num_attention_heads");
   config_error([](auto& j) { j["num_key_value_heads"] = 3; }, "num_key_value_heads");

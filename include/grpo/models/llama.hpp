@@ -1,7 +1,8 @@
 #pragma once
 // The built-in Llama-family decoder (Llama, Qwen2, SmolLM) with Hugging Face semantics and parameter names:
-// RMSNorm, rotary position embeddings, SwiGLU MLP, grouped-query attention, optional q/k/v bias, tied or untied
-// embeddings, and a KV cache for generation. Meets the CausalLM trait (causal_lm.hpp).
+// RMSNorm, rotary position embeddings (plain, linear or llama3 scaling), SwiGLU MLP, grouped-query attention,
+// optional q/k/v bias, tied or untied embeddings, and a KV cache for generation. Loads Hugging Face checkpoint
+// folders (safetensors) and GGUF files. Meets the CausalLM trait (causal_lm.hpp).
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/module.h>
@@ -25,7 +26,9 @@
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/error.hpp"
 #include "grpo/models/causal_lm.hpp"
+#include "grpo/models/gguf.hpp"
 #include "grpo/models/llama_config.hpp"
+#include "grpo/models/llama_gguf.hpp"
 #include "grpo/models/safetensors.hpp"
 
 namespace grpo {
@@ -44,6 +47,33 @@ inline torch::Tensor rotate_half(const torch::Tensor& x) {
 }
 
 }  // namespace detail
+
+/// RoPE inverse frequencies [head_dim / 2] (float32) of `config`: rope_theta^(-2i / head_dim), scaled by
+/// config.rope_scaling (linear or llama3, see RopeScaling), computed in float32 as transformers computes them.
+inline torch::Tensor rope_inv_freq(const LlamaConfig& config, torch::Device device = torch::kCPU) {
+  const auto dim = config.head_dim;
+  const auto options = torch::TensorOptions().dtype(torch::kFloat).device(device);
+  const auto inv_freq =
+      1.0 / torch::pow(config.rope_theta, torch::arange(0, dim, 2, options) / static_cast<double>(dim));
+  if (!config.rope_scaling) return inv_freq;
+  const auto& r = *config.rope_scaling;
+  if (r.rope_type == "linear") return inv_freq / r.factor;
+  if (r.rope_type != "llama3") {
+    throw InvalidArgument("grpo::rope_inv_freq: rope_scaling type \"" + r.rope_type + "\" is not supported");
+  }
+  // The operations and their order are transformers' (a scalar divided by a tensor is reciprocal() * scalar
+  // there), so that the float32 results agree with it.
+  const double pi = 3.14159265358979323846;
+  const double context = static_cast<double>(r.original_max_position_embeddings);
+  const double low_freq_wavelength = context / r.low_freq_factor, high_freq_wavelength = context / r.high_freq_factor;
+  const auto wavelength = inv_freq.reciprocal() * (2 * pi);
+  const auto low_scaled = torch::where(wavelength > low_freq_wavelength, inv_freq / r.factor, inv_freq);
+  const auto smooth =
+      (wavelength.reciprocal() * context - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+  const auto smoothed = (1 - smooth) * low_scaled / r.factor + smooth * low_scaled;
+  const auto medium = (wavelength >= high_freq_wavelength) & (wavelength <= low_freq_wavelength);
+  return torch::where(medium, smoothed, low_scaled);
+}
 
 /// RMSNorm: y = x / sqrt(mean(x^2) + eps) * weight, computed in float32 (float64 stays float64).
 class LlamaRMSNorm : public torch::nn::Cloneable<LlamaRMSNorm> {
@@ -213,10 +243,7 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
     const auto positions = (mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0).slice(1, past, total);
 
     auto h = embed_tokens(input_ids);
-    const auto dim = config_.head_dim;
-    const auto float_options = torch::TensorOptions().dtype(torch::kFloat).device(device);
-    const auto inv_freq =
-        1.0 / torch::pow(config_.rope_theta, torch::arange(0, dim, 2, float_options) / static_cast<double>(dim));
+    const auto inv_freq = rope_inv_freq(config_, device);
     const auto freqs = positions.unsqueeze(-1).to(torch::kFloat) * inv_freq;  // [B,L,dim/2]
     const auto angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);          // [B,1,L,dim]
     const auto cos = angles.cos().to(h.scalar_type()), sin = angles.sin().to(h.scalar_type());
@@ -265,6 +292,7 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
     } else {
       lm_head = torch::nn::Linear{nullptr};
     }
+    if (!initialize_) return;  // from_pretrained / from_gguf: every parameter is about to be overwritten
     torch::NoGradGuard no_grad;
     for (auto& item : named_parameters()) {
       const auto& name = item.key();
@@ -341,15 +369,80 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
     config.save((fs::path(dir) / "config.json").string());
   }
 
-  /// Loads a Hugging Face checkpoint directory (config.json + model.safetensors or a sharded index) into a new
-  /// model on the CPU; `dtype` (default float32) is the parameters' dtype.
-  static std::shared_ptr<LlamaModel> from_pretrained(const std::string& dir,
+  /// Copies the weights of a llama / qwen2 GGUF file (llama_gguf.hpp) into the parameters, one tensor at a time
+  /// (dequantised to float32, q/k rows un-permuted, converted to the parameters' dtype), so that the whole model
+  /// never exists twice in memory. Same checks as the TensorMap overload: every parameter present with its shape,
+  /// no tensor that is not a parameter (except output.weight of a tied model and rope_freqs.weight). Errors name
+  /// the file and both the GGUF and the Hugging Face tensor names.
+  void load_weights(const GgufFile& file) {
+    const std::string where = "grpo::LlamaModel::load_weights: " + file.path() + ": ";
+    auto params = named_parameters();
+    std::set<std::string> loaded;
+    torch::NoGradGuard no_grad;
+    for (const auto& info : file.tensors()) {
+      if (info.name == "rope_freqs.weight") continue;  // RoPE scaling, read into the config
+      const auto name = llama_hf_tensor_name(info.name);
+      if (config_.tie_word_embeddings && name == "lm_head.weight") continue;
+      auto* param = name.empty() ? nullptr : params.find(name);
+      if (param == nullptr) {
+        throw RuntimeError(where + "unexpected tensor \"" + info.name + "\"" +
+                           (name.empty() ? std::string() : " (\"" + name + "\")") + " (not a parameter of this " +
+                           config_.model_type + " configuration)");
+      }
+      if (torch::IntArrayRef(info.shape()) != param->sizes()) {
+        std::ostringstream message;
+        message << where << "tensor \"" << info.name << "\" (\"" << name << "\") has shape "
+                << torch::IntArrayRef(info.shape()) << " but the model expects " << param->sizes();
+        throw RuntimeError(message.str());
+      }
+      // Straight into a float32 parameter, without a temporary: permuted q/k weight rows one by one into their
+      // Hugging Face places (GGUF row (head, i, half) -> HF row (head, half, i)).
+      const auto heads = detail::llama_permuted_heads(info.name, config_);
+      const bool direct = param->scalar_type() == torch::kFloat && param->is_contiguous() && param->device().is_cpu();
+      if (direct && heads == 0) {
+        file.dequantize_into(info, param->data_ptr<float>());
+      } else if (direct && param->dim() == 2 && param->size(0) % (2 * heads) == 0) {
+        const auto rows = param->size(0), half = rows / heads / 2, width = param->size(1);
+        for (int64_t row = 0; row < rows; ++row) {
+          const auto head = row / (2 * half), i = row % (2 * half) / 2, which = row % 2;
+          file.dequantize_rows(info, row, 1, param->data_ptr<float>() + (head * 2 * half + which * half + i) * width);
+        }
+      } else {
+        param->copy_(llama_tensor_from_gguf(file, info, config_));  // other dtypes, q/k biases
+      }
+      loaded.insert(name);
+    }
+    for (const auto& item : params) {
+      if (loaded.count(item.key()) == 0) {
+        throw RuntimeError(where + "tensor \"" + llama_gguf_tensor_name(item.key()) + "\" (\"" + item.key() +
+                           "\") is missing");
+      }
+    }
+  }
+
+  /// Loads a model on the CPU from `path`: a Hugging Face checkpoint directory (config.json + model.safetensors or
+  /// a sharded index), or a GGUF file (any regular file is read as GGUF, see from_gguf). `dtype` (default float32)
+  /// is the parameters' dtype.
+  static std::shared_ptr<LlamaModel> from_pretrained(const std::string& path,
                                                      std::optional<torch::ScalarType> dtype = std::nullopt) {
     namespace fs = std::filesystem;
-    const auto config = LlamaConfig::load((fs::path(dir) / "config.json").string());
-    auto model = std::make_shared<LlamaModel>(config);
+    if (fs::is_regular_file(path)) return from_gguf(path, dtype);
+    const auto config = LlamaConfig::load((fs::path(path) / "config.json").string());
+    std::shared_ptr<LlamaModel> model(new LlamaModel(config, WeightsToFollow{}));
     if (dtype) model->to(*dtype);
-    model->load_weights(read_safetensors_dir(dir), dir);
+    model->load_weights(read_safetensors_dir(path), path);
+    return model;
+  }
+
+  /// Loads a llama / qwen2 GGUF file (llama.cpp's format; any of the types GgufFile dequantises) into a new model
+  /// on the CPU: the configuration from its metadata (llama_config_from_gguf), the weights dequantised to float32
+  /// and converted to `dtype` (default float32). The file is memory-mapped while loading and closed afterwards.
+  static std::shared_ptr<LlamaModel> from_gguf(const std::string& path,
+                                               std::optional<torch::ScalarType> dtype = std::nullopt) {
+    const GgufFile file(path);
+    std::shared_ptr<LlamaModel> model(new LlamaModel(llama_config_from_gguf(file), WeightsToFollow{}));
+    if (dtype) model->to(*dtype);
+    model->load_weights(file);
     return model;
   }
 
@@ -357,7 +450,17 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
   torch::nn::Linear lm_head{nullptr};    ///< [V,d] output projection; null when tied to model.embed_tokens
 
  private:
+  // A model whose parameters the caller overwrites next: skips the random initialisation of reset() (a second of
+  // normal_ draws for a 135M model); later reset() calls initialise as usual.
+  struct WeightsToFollow {};
+  LlamaModel(const LlamaConfig& config, WeightsToFollow) : config_(config), initialize_(false) {
+    config_.validate();
+    reset();
+    initialize_ = true;
+  }
+
   LlamaConfig config_;
+  bool initialize_ = true;
 };
 
 static_assert(check_causal_lm<LlamaModel>());

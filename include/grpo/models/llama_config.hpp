@@ -16,6 +16,27 @@
 
 namespace grpo {
 
+/// Scaling of the rotary frequencies, as Hugging Face's "rope_scaling" (transformers 4) or "rope_parameters"
+/// (transformers 5) of config.json. The inverse frequencies inv_freq[i] = rope_theta^(-2i / head_dim) become:
+///   linear: inv_freq / factor;
+///   llama3 (Llama 3.1 / 3.2): with wavelength w = 2 pi / inv_freq, L = original_max_position_embeddings,
+///     inv_freq / factor where w > L / low_freq_factor (low frequencies), inv_freq where w < L / high_freq_factor
+///     (high frequencies), and in between (1 - s) inv_freq / factor + s inv_freq with
+///     s = (L / w - low_freq_factor) / (high_freq_factor - low_freq_factor).
+/// Both keep the attention scale (transformers' attention_factor 1). grpo::rope_inv_freq (llama.hpp) computes it.
+struct RopeScaling {
+  /// "linear" or "llama3" (other types, e.g. "dynamic", "yarn", "longrope", are rejected when read).
+  std::string rope_type = "linear";
+  /// Divisor of the (low) frequencies, > 0.
+  double factor = 1.0;
+  /// llama3 only: wavelengths above original_max_position_embeddings / low_freq_factor are divided by factor.
+  double low_freq_factor = 1.0;
+  /// llama3 only: wavelengths below original_max_position_embeddings / high_freq_factor are kept; > low_freq_factor.
+  double high_freq_factor = 4.0;
+  /// llama3 only: the context length of pre-training (absent in the file: max_position_embeddings).
+  int64_t original_max_position_embeddings = 8192;
+};
+
 /// Hyper-parameters of a Llama-family decoder, named as in Hugging Face's config.json.
 struct LlamaConfig {
   /// "llama" or "qwen2" (qwen2 adds q/k/v biases).
@@ -38,6 +59,8 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   /// RoPE base theta.
   double rope_theta = 10000.0;
+  /// RoPE frequency scaling; unset: plain RoPE.
+  std::optional<RopeScaling> rope_scaling;
   /// Longest sequence the model was trained for (positions).
   int64_t max_position_embeddings = 2048;
   /// lm_head shares the token-embedding matrix.
@@ -99,6 +122,23 @@ struct LlamaConfig {
     if (head_dim % 2 != 0) fail("head_dim must be even for rotary embeddings, got " + std::to_string(head_dim));
     if (!(rms_norm_eps > 0)) fail("rms_norm_eps must be > 0");
     if (!(rope_theta > 0)) fail("rope_theta must be > 0");
+    if (rope_scaling) {
+      const auto& r = *rope_scaling;
+      if (r.rope_type != "linear" && r.rope_type != "llama3") {
+        fail("rope_scaling type \"" + r.rope_type + "\" is not supported; expected \"linear\" or \"llama3\"");
+      }
+      if (!(r.factor > 0)) fail("rope_scaling factor must be > 0, got " + std::to_string(r.factor));
+      if (r.rope_type == "llama3") {
+        if (!(r.low_freq_factor > 0) || !(r.high_freq_factor > r.low_freq_factor)) {
+          fail("rope_scaling needs 0 < low_freq_factor < high_freq_factor, got " + std::to_string(r.low_freq_factor) +
+               " and " + std::to_string(r.high_freq_factor));
+        }
+        if (r.original_max_position_embeddings <= 0) {
+          fail("rope_scaling original_max_position_embeddings must be > 0, got " +
+               std::to_string(r.original_max_position_embeddings));
+        }
+      }
+    }
     const auto in_vocab = [&](const char* name, int64_t id) {
       if (id < 0 || id >= vocab_size) {
         fail(std::string(name) + " " + std::to_string(id) + " is outside [0, vocab_size=" + std::to_string(vocab_size) +
@@ -133,12 +173,57 @@ T config_field(const nlohmann::json& j, const char* key, const std::optional<T>&
   }
 }
 
+// config.json's "rope_scaling" (transformers 4) or "rope_parameters" (transformers 5) object -> RopeScaling, or
+// nullopt for the "default" type. `field` names the object in errors; `max_position_embeddings` is the default of
+// original_max_position_embeddings (as transformers does).
+inline std::optional<RopeScaling> rope_scaling_from_json(const nlohmann::json& j, const std::string& field,
+                                                         int64_t max_position_embeddings) {
+  const auto fail = [&](const std::string& message) -> void {
+    throw InvalidArgument("grpo::LlamaConfig: field \"" + field + "\" " + message);
+  };
+  if (!j.is_object()) fail("has a bad value " + j.dump() + "; expected an object");
+  const auto type_key = j.contains("rope_type") ? "rope_type" : "type";
+  if (!j.contains(type_key) || !j[type_key].is_string()) fail("needs a string \"rope_type\", got " + j.dump());
+  const auto type = j[type_key].get<std::string>();
+  if (j.contains("partial_rotary_factor") &&
+      !(j["partial_rotary_factor"].is_number() && j["partial_rotary_factor"].get<double>() == 1.0)) {
+    fail("has partial_rotary_factor " + j["partial_rotary_factor"].dump() + "; only 1 (full rotary) is supported");
+  }
+  if (type == "default") return std::nullopt;
+  if (type != "linear" && type != "llama3") {
+    fail("has rope_type \"" + type + "\", which is not supported; expected \"linear\" or \"llama3\" (or \"default\")");
+  }
+  const auto number = [&](const char* key) {
+    if (!j.contains(key) || !j[key].is_number()) {
+      fail("(rope_type \"" + type + "\") needs a number \"" + key + "\", got " + j.dump());
+    }
+    return j[key].get<double>();
+  };
+  RopeScaling r;
+  r.rope_type = type;
+  r.factor = number("factor");
+  if (type == "llama3") {
+    r.low_freq_factor = number("low_freq_factor");
+    r.high_freq_factor = number("high_freq_factor");
+    r.original_max_position_embeddings = max_position_embeddings;
+    if (j.contains("original_max_position_embeddings")) {
+      if (!j["original_max_position_embeddings"].is_number_integer()) {
+        fail("has a bad original_max_position_embeddings " + j["original_max_position_embeddings"].dump());
+      }
+      r.original_max_position_embeddings = j["original_max_position_embeddings"].get<int64_t>();
+    }
+  }
+  return r;
+}
+
 }  // namespace detail
 
 /// Hugging Face config.json -> LlamaConfig. Required: model_type, vocab_size, hidden_size, intermediate_size,
 /// num_hidden_layers, num_attention_heads. Keys this model does not use (architectures, transformers_version,
 /// initializer_range, ...) are ignored, because HF files carry many; keys that would change the computation and
-/// are not implemented (rope_scaling, a hidden_act other than silu, mlp_bias, sliding windows) are errors.
+/// are not implemented (a rope_scaling type other than linear and llama3, a hidden_act other than silu, mlp_bias,
+/// sliding windows) are errors. RoPE: transformers 4's "rope_theta" + "rope_scaling" and transformers 5's
+/// "rope_parameters" (whose rope_theta, when present, wins) are both read.
 inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
   if (!j.is_object()) {
     throw InvalidArgument(std::string("grpo::LlamaConfig: expected a JSON object, got ") + j.type_name());
@@ -169,9 +254,20 @@ inline void from_json(const nlohmann::json& j, LlamaConfig& c) {
     throw InvalidArgument("grpo::LlamaConfig: field \"hidden_act\": \"" + hidden_act +
                           "\" is not supported; expected \"silu\"");
   }
+  c.rope_scaling.reset();
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    throw InvalidArgument("grpo::LlamaConfig: field \"rope_scaling\" is not supported (only plain RoPE); got " +
-                          j["rope_scaling"].dump());
+    c.rope_scaling = detail::rope_scaling_from_json(j["rope_scaling"], "rope_scaling", c.max_position_embeddings);
+  }
+  if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) {
+    const auto& parameters = j["rope_parameters"];
+    c.rope_scaling = detail::rope_scaling_from_json(parameters, "rope_parameters", c.max_position_embeddings);
+    if (parameters.contains("rope_theta")) {
+      if (!parameters["rope_theta"].is_number()) {
+        throw InvalidArgument("grpo::LlamaConfig: field \"rope_parameters\" has a bad rope_theta " +
+                              parameters["rope_theta"].dump());
+      }
+      c.rope_theta = parameters["rope_theta"].get<double>();
+    }
   }
   if (config_field<bool>(j, "mlp_bias", false)) {
     throw InvalidArgument("grpo::LlamaConfig: field \"mlp_bias\": true is not supported");
@@ -224,7 +320,17 @@ inline void to_json(nlohmann::json& j, const LlamaConfig& c) {
   j["hidden_act"] = "silu";
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
-  j["rope_scaling"] = nullptr;
+  if (c.rope_scaling) {
+    const auto& r = *c.rope_scaling;
+    j["rope_scaling"] = {{"rope_type", r.rope_type}, {"factor", r.factor}};
+    if (r.rope_type == "llama3") {
+      j["rope_scaling"]["low_freq_factor"] = r.low_freq_factor;
+      j["rope_scaling"]["high_freq_factor"] = r.high_freq_factor;
+      j["rope_scaling"]["original_max_position_embeddings"] = r.original_max_position_embeddings;
+    }
+  } else {
+    j["rope_scaling"] = nullptr;
+  }
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   if (c.model_type == "llama") j["attention_bias"] = c.attention_bias;
