@@ -46,8 +46,10 @@ TEST_CASE("JSONL errors name the file and the line", "[dataset]") {
 
   CHECK_THAT(dataset_error(dir.write("noprompt.jsonl", "{\"prompt\": \"a\"}\n{\"question\": \"b\"}\n")),
              Contains("noprompt.jsonl:2: row has no \"prompt\" field"));
-  CHECK_THAT(dataset_error(dir.write("number.jsonl", "{\"prompt\": 7}\n")),
-             Contains("number.jsonl:1: \"prompt\" must be a string, got number 7"));
+  CHECK_THAT(
+      dataset_error(dir.write("number.jsonl", "{\"prompt\": 7}\n")),
+      Contains(
+          "number.jsonl:1: \"prompt\" must be a string or a list of {\"role\", \"content\"} messages, got number 7"));
   CHECK_THAT(dataset_error(dir.write("array.jsonl", "[1, 2]\n")), Contains("array.jsonl:1: expected a JSON object"));
   CHECK_THAT(dataset_error(dir.file("absent.jsonl")), Contains("cannot open") && Contains("absent.jsonl"));
 }
@@ -73,8 +75,9 @@ TEST_CASE("Dataset::from_rows validates rows and names the index", "[dataset]") 
   const grpo::Dataset d = grpo::Dataset::from_rows({{{"prompt", "x"}}, {{"prompt", "y"}, {"answer", 3}}});
   CHECK(d.size() == 2);
   CHECK(d.column_names() == std::vector<std::string>{"answer", "prompt"});
-  CHECK_THROWS_WITH(grpo::Dataset::from_rows({{{"prompt", "x"}}, {{"prompt", nullptr}}}),
-                    Contains("row 1: \"prompt\" must be a string, got null"));
+  CHECK_THROWS_WITH(
+      grpo::Dataset::from_rows({{{"prompt", "x"}}, {{"prompt", nullptr}}}),
+      Contains("row 1: \"prompt\" must be a string or a list of {\"role\", \"content\"} messages, got null"));
 }
 
 TEST_CASE("split is seeded, disjoint, complete and order-preserving", "[dataset]") {
@@ -100,4 +103,34 @@ TEST_CASE("split is seeded, disjoint, complete and order-preserving", "[dataset]
   CHECK(d.split(0.2, 1).second.rows() == eval.rows());
   CHECK(d.split(0.2, 2).second.rows() != eval.rows());
   CHECK_THROWS_WITH(d.split(1.5, 1), Contains("eval_fraction must be in [0, 1]"));
+}
+
+TEST_CASE("conversational prompts: lists of role/content messages load, malformed ones are errors with the line",
+          "[data][chat]") {
+  grpo_test::ScopedTempDir dir;
+  const auto path = dir.write("chat.jsonl",
+                              "{\"prompt\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", "
+                              "\"content\": \"2+2?\"}], \"answer\": \"4\"}\n"
+                              "{\"prompt\": \"plain text\", \"answer\": \"x\"}\n");
+  const auto d = grpo::load_jsonl(path);
+  REQUIRE(d.size() == 2);
+  CHECK(d.is_conversational(0));
+  CHECK_FALSE(d.is_conversational(1));
+  CHECK(d.first_conversational_row() == 0);
+  CHECK(d.prompt_value(0)[1]["content"] == "2+2?");
+  CHECK(d.prompt(1) == "plain text");
+  CHECK_THROWS_WITH(d.prompt(0), Contains("row 0 holds a conversation"));
+
+  const std::pair<std::string, std::string> bad[] = {
+      {R"({"prompt": []})", "\"prompt\" is an empty list of messages"},
+      {R"({"prompt": ["hi"]})", "\"prompt\" message 0 must be an object like {\"role\": \"user\""},
+      {R"({"prompt": [{"role": "user"}]})", "\"prompt\" message 0 has no \"content\""},
+      {R"({"prompt": [{"role": "user", "content": "a"}, {"role": 1, "content": "b"}]})",
+       "\"prompt\" message 1 has a \"role\" that is number, not a string: 1"},
+  };
+  for (const auto& [line, message] : bad) {
+    const auto file = dir.write("bad.jsonl", "{\"prompt\": \"ok\"}\n" + line + "\n");
+    CHECK_THROWS_WITH(grpo::load_jsonl(file), Contains("bad.jsonl:2: " + message));
+  }
+  CHECK(grpo::Dataset::from_rows({{{"prompt", "a"}}}).first_conversational_row() == 1);
 }

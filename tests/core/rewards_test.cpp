@@ -419,9 +419,31 @@ TEST_CASE("make_reward_inputs errors name the counts and the bad row", "[rewards
                     Contains("got 3 completion_ids for 4 completions"));
   CHECK_THROWS_WITH(grpo::make_reward_inputs(rows, {}, 0), Contains("num_generations must be >= 1, got 0"));
   CHECK_THROWS_WITH(grpo::make_reward_inputs({{{"prompt", "a"}}, {{"question", "b"}, {"answer", 1}}}, {"1", "2"}, 1),
-                    Contains("row 1 has no \"prompt\" field"));
-  CHECK_THROWS_WITH(grpo::make_reward_inputs({{{"prompt", 7}}}, {"1"}, 1),
-                    Contains("row 0: \"prompt\" must be a string, got number 7"));
+                    Contains("row 1: row has no \"prompt\" field"));
+  CHECK_THROWS_WITH(
+      grpo::make_reward_inputs({{{"prompt", 7}}}, {"1"}, 1),
+      Contains("row 0: \"prompt\" must be a string or a list of {\"role\", \"content\"} messages, got number 7"));
   CHECK_THROWS_WITH(grpo::make_reward_inputs({nlohmann::json::array({1, 2})}, {"1"}, 1),
                     Contains("row 0 is not a JSON object"));
+}
+
+TEST_CASE("make_reward_inputs keeps conversational prompts as messages and gives completions as messages",
+          "[rewards][chat]") {
+  const nlohmann::json messages = {{{"role", "user"}, {"content", "2+2?"}}};
+  const auto inputs = grpo::make_reward_inputs({{{"prompt", messages}, {"answer", "4"}}, {{"prompt", "3+3?"}}},
+                                               {"4", "5", "6", "7"}, 2);
+  REQUIRE(inputs.prompt_messages.size() == 4);
+  CHECK(inputs.is_conversational(0));
+  CHECK(inputs.is_conversational(1));
+  CHECK_FALSE(inputs.is_conversational(2));
+  CHECK(inputs.prompt_messages[1] == messages);
+  CHECK(inputs.prompts[2] == "3+3?");
+  const grpo::Row row(inputs, 1);
+  CHECK(row.is_conversational());
+  CHECK(row.prompt_messages() == messages);
+  CHECK(row.completion_messages() == nlohmann::json::parse(R"([{"role": "assistant", "content": "5"}])"));
+  CHECK(grpo::Row(inputs, 3).prompt_messages().is_null());
+  const auto plain = grpo::make_reward_inputs({{{"prompt", "a"}}}, {"x"}, 1);
+  CHECK(plain.prompt_messages.empty());
+  CHECK_FALSE(grpo::Row(plain, 0).is_conversational());
 }

@@ -509,3 +509,62 @@ TEST_CASE("sft_train learns a target column and stops when a callback asks", "[t
   options.target_column = "solution";
   CHECK_THROWS_WITH(grpo::sft_train(policy, tokenizer(), data(), options), Contains("has no \"solution\""));
 }
+
+TEST_CASE("conversational prompts are rendered with the chat template and rewards see messages", "[train][chat]") {
+  grpo_test::ScopedTempDir dir;
+  // A template whose output the character tokenizer can encode: the last user message, then "=" as the generation
+  // prompt (the system message is dropped).
+  grpo::TrainerOptions options = quiet();
+  options.chat_template = grpo::ChatTemplate(
+      "{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}{% endif %}{% endfor %}"
+      "{% if add_generation_prompt %}{{ suffix }}{% endif %}");
+  options.chat_template_kwargs = {{"suffix", "="}};
+  std::vector<nlohmann::json> rows;
+  for (int a = 1; a <= 4; ++a) {
+    rows.push_back(
+        {{"prompt",
+          {{{"role", "system"}, {"content", "add"}}, {{"role", "user"}, {"content", std::to_string(a) + "+1"}}}},
+         {"answer", std::to_string(a + 1)}});
+  }
+  rows.push_back({{"prompt", "5+1="}, {"answer", "6"}});  // a text prompt in the same dataset stays as it is
+  const auto dataset = grpo::Dataset::from_rows(rows);
+  REQUIRE(dataset.is_conversational(0));
+  REQUIRE_FALSE(dataset.is_conversational(4));
+
+  std::vector<std::string> seen_prompts;
+  std::vector<nlohmann::json> seen_messages, seen_completion_messages;
+  std::vector<grpo::RewardFunction> functions = rewards();
+  functions.emplace_back("sees_messages", [&](std::string_view completion, const grpo::Row& row) {
+    seen_prompts.push_back(row.prompt());
+    seen_messages.push_back(row.prompt_messages());
+    seen_completion_messages.push_back(row.completion_messages());
+    CHECK(row.completion_messages()[0]["content"] == std::string(completion));
+    return 0.0;
+  });
+  auto config = small_config(dir.path());
+  config.per_device_train_batch_size = 20;  // every row once per step: 5 prompts x 4 generations
+  config.max_steps = 1;
+  Trainer trainer(tiny_model(3), tokenizer(), functions, config, dataset, std::nullopt, options);
+  silenced(trainer).train();
+
+  REQUIRE(seen_prompts.size() == 20);
+  std::set<std::string> prompts(seen_prompts.begin(), seen_prompts.end());
+  CHECK(prompts == std::set<std::string>{"1+1=", "2+1=", "3+1=", "4+1=", "5+1="});
+  int conversations = 0;
+  for (std::size_t i = 0; i < seen_prompts.size(); ++i) {
+    if (seen_prompts[i] == "5+1=") {
+      CHECK(seen_messages[i].is_null());
+    } else {
+      ++conversations;
+      REQUIRE(seen_messages[i].is_array());
+      CHECK(seen_messages[i][1]["content"].get<std::string>() + "=" == seen_prompts[i]);
+    }
+    CHECK(seen_completion_messages[i][0]["role"] == "assistant");
+  }
+  CHECK(conversations == 16);
+
+  // Without a chat template the trainer refuses before training, naming the row.
+  CHECK_THROWS_WITH(
+      Trainer(tiny_model(3), tokenizer(), rewards(), config, dataset, std::nullopt, quiet()),
+      Contains("row 0 of the train dataset is a conversation") && Contains("TrainerOptions::chat_template"));
+}

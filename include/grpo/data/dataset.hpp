@@ -1,6 +1,7 @@
 #pragma once
-// Prompt datasets: rows are JSON objects with a string "prompt" and any other columns (answers, test cases, ...)
-// that reach the reward functions as keyword columns. Loaded from JSONL or a JSON array. Torch-free.
+// Prompt datasets: rows are JSON objects with a "prompt" (text, or a conversation: a list of {role, content}
+// messages) and any other columns (answers, test cases, ...) that reach the reward functions as keyword columns.
+// Loaded from JSONL or a JSON array. Torch-free.
 
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "grpo/detail/prompt_row.hpp"
 #include "grpo/detail/random.hpp"
 #include "grpo/error.hpp"
 
@@ -33,29 +35,19 @@ inline std::pair<std::size_t, std::size_t> line_column(const std::string& text, 
   return {line, column};
 }
 
-// Empty unless `row` is a JSON object with a string "prompt"; otherwise what is wrong and how to fix it.
-inline std::string row_problem(const nlohmann::json& row) {
-  if (!row.is_object()) {
-    return std::string("expected a JSON object like {\"prompt\": \"...\"}, got ") + row.type_name();
-  }
-  const auto prompt = row.find("prompt");
-  if (prompt == row.end()) return "row has no \"prompt\" field; every row needs a string \"prompt\"";
-  if (!prompt->is_string()) {
-    return std::string("\"prompt\" must be a string, got ") + prompt->type_name() + " " + prompt->dump();
-  }
-  return {};
-}
-
 inline bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r\n") == std::string::npos; }
 
 }  // namespace detail
 
-/// An in-memory prompt dataset. Every row is a JSON object with a string "prompt"; other columns are free.
+/// An in-memory prompt dataset. Every row is a JSON object with a "prompt": a string (plain text the model
+/// continues), or a conversation as TRL has it, a list of {"role", "content"} messages (system, user, earlier
+/// turns) that the trainer renders with the model's chat template and the generation prompt. Other columns are
+/// free; they reach the reward functions.
 class Dataset {
  public:
   Dataset() = default;
 
-  /// Builds a dataset from rows (for built-in tasks); a row that is not an object with a string "prompt" is a
+  /// Builds a dataset from rows (for built-in tasks); a row that is not an object with a valid "prompt" is a
   /// grpo::InvalidArgument naming its index.
   static Dataset from_rows(std::vector<nlohmann::json> rows) {
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -79,8 +71,27 @@ class Dataset {
     }
     return rows_[i];
   }
-  /// The prompt text of row `i`.
-  const std::string& prompt(std::size_t i) const { return row(i).at("prompt").get_ref<const std::string&>(); }
+  /// The prompt text of row `i`; a conversation is a grpo::InvalidArgument (see prompt_value and is_conversational).
+  const std::string& prompt(std::size_t i) const {
+    const auto& value = row(i).at("prompt");
+    if (!value.is_string()) {
+      throw InvalidArgument("grpo::Dataset::prompt: row " + std::to_string(i) +
+                            " holds a conversation (a list of messages), not a text prompt; render it with a "
+                            "grpo::ChatTemplate (the trainer does when TrainerOptions::chat_template is set)");
+    }
+    return value.get_ref<const std::string&>();
+  }
+  /// The "prompt" of row `i` as stored: a string, or a list of {"role", "content"} messages.
+  const nlohmann::json& prompt_value(std::size_t i) const { return row(i).at("prompt"); }
+  /// True when row `i`'s prompt is a conversation (a list of messages).
+  bool is_conversational(std::size_t i) const { return prompt_value(i).is_array(); }
+  /// The index of the first row whose prompt is a conversation, or size() when there is none.
+  std::size_t first_conversational_row() const {
+    for (std::size_t i = 0; i < rows_.size(); ++i) {
+      if (rows_[i].at("prompt").is_array()) return i;
+    }
+    return rows_.size();
+  }
   /// All rows, in order.
   const std::vector<nlohmann::json>& rows() const { return rows_; }
   /// Union of the column names of all rows, sorted ("prompt" is always among them when non-empty).
@@ -114,7 +125,7 @@ class Dataset {
 };
 
 /// Loads a JSON Lines file: one JSON object per line, blank lines skipped. A malformed line, a non-object, a
-/// missing or non-string "prompt" is a grpo::InvalidArgument starting with "grpo::load_jsonl: <path>:<line>: ".
+/// missing or malformed "prompt" is a grpo::InvalidArgument starting with "grpo::load_jsonl: <path>:<line>: ".
 inline Dataset load_jsonl(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw RuntimeError("grpo::load_jsonl: cannot open '" + path + "'");

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "grpo/detail/prompt_row.hpp"
 #include "grpo/error.hpp"
 #include "grpo/rewards/columns.hpp"
 #include "grpo/rewards/reward_function.hpp"
@@ -17,13 +18,15 @@
 namespace grpo {
 
 /// RewardInputs for `rows.size()` prompts with `num_generations` (G) completions each.
-/// rows: the unique prompts' dataset rows, JSON objects with a string "prompt" and any other columns.
+/// rows: the unique prompts' dataset rows, JSON objects with a "prompt" (a string, or a list of {"role",
+/// "content"} messages) and any other columns.
 /// completions: N = rows.size() * G strings, each prompt's G completions consecutive (row r owns [r*G, (r+1)*G)).
 /// completion_ids: N unpadded token-id lists, or empty (then every completion gets an empty list).
-/// Fills prompts (each repeated G times), completions, completion_ids, columns (every column except "prompt",
-/// repeated G times; a row lacking a column another row has gets null there) and num_generations; trainer_state
-/// and log_metric keep their defaults. Throws grpo::InvalidArgument naming the counts when N != rows * G, and the
-/// row when it is not an object with a string "prompt".
+/// Fills prompts (each repeated G times; a conversation's prompt text is its messages' JSON, since rendering needs
+/// the model's chat template), prompt_messages (when some prompt is a conversation), completions, completion_ids,
+/// columns (every column except "prompt", repeated G times; a row lacking a column another row has gets null there) and
+/// num_generations; trainer_state and log_metric keep their defaults. Throws grpo::InvalidArgument naming the counts
+/// when N != rows * G, and the row when it is not an object with a valid "prompt".
 inline RewardInputs make_reward_inputs(const std::vector<nlohmann::json>& rows, std::vector<std::string> completions,
                                        int num_generations, std::vector<std::vector<int64_t>> completion_ids = {}) {
   const std::string where = "grpo::make_reward_inputs: ";
@@ -44,29 +47,26 @@ inline RewardInputs make_reward_inputs(const std::vector<nlohmann::json>& rows, 
   RewardInputs inputs;
   inputs.num_generations = num_generations;
   inputs.prompts.reserve(n);
-  std::vector<nlohmann::json> repeated;
+  std::vector<nlohmann::json> repeated, messages;
   repeated.reserve(n);
+  bool conversational = false;
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const auto& row = rows[r];
     if (!row.is_object()) {
       throw InvalidArgument(where + "row " + std::to_string(r) + " is not a JSON object (got " + row.type_name() +
                             "); expected an object like {\"prompt\": \"...\", ...}");
     }
-    const auto prompt = row.find("prompt");
-    if (prompt == row.end()) {
-      throw InvalidArgument(where + "row " + std::to_string(r) +
-                            " has no \"prompt\" field; every row needs "
-                            "a string \"prompt\"");
-    }
-    if (!prompt->is_string()) {
-      throw InvalidArgument(where + "row " + std::to_string(r) + ": \"prompt\" must be a string, got " +
-                            prompt->type_name() + " " + prompt->dump());
-    }
+    const std::string problem = detail::row_problem(row);
+    if (!problem.empty()) throw InvalidArgument(where + "row " + std::to_string(r) + ": " + problem);
+    const auto& prompt = row.at("prompt");
+    if (prompt.is_array()) conversational = true;
     for (std::size_t g = 0; g < group; ++g) {
-      inputs.prompts.push_back(prompt->get<std::string>());
+      inputs.prompts.push_back(prompt.is_string() ? prompt.get<std::string>() : prompt.dump());
+      messages.push_back(prompt.is_array() ? prompt : nlohmann::json());
       repeated.push_back(row);
     }
   }
+  if (conversational) inputs.prompt_messages = std::move(messages);
   inputs.completions = std::move(completions);
   inputs.completion_ids = completion_ids.empty() ? std::vector<std::vector<int64_t>>(n) : std::move(completion_ids);
   inputs.columns = Columns::from_rows(repeated);

@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "grpo/error.hpp"
 #include "grpo/rewards/columns.hpp"
 
@@ -40,8 +42,12 @@ struct TrainingProgress {
 
 /// Everything a batch reward function receives for one generation batch of N completions.
 struct RewardInputs {
-  /// [N] the prompt of each completion (each prompt repeated num_generations times, consecutively).
+  /// [N] the prompt of each completion (each prompt repeated num_generations times, consecutively), as text: for a
+  /// conversation, the text the chat template rendered (generation prompt included).
   std::vector<std::string> prompts;
+  /// [N] the prompt as a list of {"role", "content"} messages when the dataset row is a conversation, null for a
+  /// text prompt (TRL's conversational format); empty when no prompt is a conversation.
+  std::vector<nlohmann::json> prompt_messages;
   /// [N] decoded completions.
   std::vector<std::string> completions;
   /// [N] completion token ids, unpadded (EOS kept when generated).
@@ -57,6 +63,12 @@ struct RewardInputs {
 
   /// N, the number of completions.
   std::size_t size() const { return completions.size(); }
+  /// True when completion i's prompt is a conversation.
+  bool is_conversational(std::size_t i) const { return i < prompt_messages.size() && prompt_messages[i].is_array(); }
+  /// Completion i as TRL gives it for conversational data: [{"role": "assistant", "content": completions[i]}].
+  nlohmann::json completion_messages(std::size_t i) const {
+    return nlohmann::json::array({{{"role", "assistant"}, {"content", completions.at(i)}}});
+  }
 };
 
 /// One completion's view of the batch, for per-completion reward functions.
@@ -69,6 +81,15 @@ class Row {
   std::size_t index_in_group() const { return index_ % static_cast<std::size_t>(inputs_->num_generations); }
   /// The prompt.
   const std::string& prompt() const { return inputs_->prompts.at(index_); }
+  /// The prompt's messages when it is a conversation, else null.
+  const nlohmann::json& prompt_messages() const {
+    static const nlohmann::json none;
+    return inputs_->is_conversational(index_) ? inputs_->prompt_messages[index_] : none;
+  }
+  /// True when the prompt is a conversation.
+  bool is_conversational() const { return inputs_->is_conversational(index_); }
+  /// The completion as messages: [{"role": "assistant", "content": <completion>}].
+  nlohmann::json completion_messages() const { return inputs_->completion_messages(index_); }
   /// The completion token ids.
   const std::vector<int64_t>& completion_ids() const { return inputs_->completion_ids.at(index_); }
   /// Whether the dataset has this column.

@@ -1,6 +1,7 @@
 #pragma once
-// Rollouts: dataset rows -> prompts -> completions (generated with the KV cache, seeded) -> rewards (the dataset's
-// columns are the reward functions' kwargs), and DAPO dynamic sampling over several such rounds. The padded tensors
+// Rollouts: dataset rows -> prompts (conversations rendered with the chat template) -> completions (generated with
+// the KV cache, seeded) -> rewards (the dataset's columns are the reward functions' kwargs), and DAPO dynamic
+// sampling over several such rounds. The padded tensors
 // of the generation are kept as they are for the training buffer; token-id lists and texts are made once, for the
 // reward functions and the logs.
 
@@ -29,6 +30,7 @@
 #include "grpo/train/config.hpp"
 #include "grpo/train/dynamic_sampling.hpp"
 #include "grpo/train/policy.hpp"
+#include "grpo/train/prompt_renderer.hpp"
 #include "grpo/train/state.hpp"
 
 namespace grpo {
@@ -131,9 +133,10 @@ class RolloutGenerator {
   static_assert(check_tokenizer<Tokenizer>());
 
  public:
-  /// The policy, tokenizer and scorer must outlive the generator.
-  RolloutGenerator(Policy<Model>& policy, const Tokenizer& tokenizer, RewardScorer& scorer, const GRPOConfig& config)
-      : policy_(policy), tokenizer_(tokenizer), scorer_(scorer), config_(config) {}
+  /// The policy, tokenizer, scorer, config and renderer must outlive the generator.
+  RolloutGenerator(Policy<Model>& policy, const Tokenizer& tokenizer, RewardScorer& scorer, const GRPOConfig& config,
+                   const PromptRenderer& renderer)
+      : policy_(policy), tokenizer_(tokenizer), scorer_(scorer), config_(config), renderer_(renderer) {}
 
   /// The sampling options of a training rollout (eval = false) or of evaluation (greedy unless eval_sample), seeded
   /// from config.seed and `call`, the count of rollouts made before.
@@ -170,11 +173,15 @@ class RolloutGenerator {
   Rollout generate(const Dataset& data, const std::vector<int64_t>& indices, int group_size,
                    const GenerationOptions& options, const TrainingProgress& progress) {
     Rollout r;
-    std::vector<nlohmann::json> rows;
+    std::vector<nlohmann::json> rows, messages;
     std::vector<std::vector<int64_t>> prompt_lists;
+    bool conversational = false;
     for (const auto i : indices) {
+      const auto& prompt = data.prompt_value(static_cast<std::size_t>(i));
+      conversational |= prompt.is_array();
+      messages.push_back(prompt.is_array() ? prompt : nlohmann::json());
       r.dataset_index.push_back(i);
-      r.prompts.push_back(data.prompt(static_cast<std::size_t>(i)));
+      r.prompts.push_back(renderer_(prompt, i));
       prompt_lists.push_back(encode_prompt(r.prompts.back(), i));
       rows.push_back(data.row(static_cast<std::size_t>(i)));
     }
@@ -203,6 +210,7 @@ class RolloutGenerator {
     }
     RewardInputs inputs;
     inputs.prompts = r.prompts;
+    if (conversational) inputs.prompt_messages = std::move(messages);
     inputs.completions = r.completions;
     inputs.completion_ids = r.completion_token_lists;
     inputs.columns = Columns::from_rows(rows);
@@ -272,6 +280,7 @@ class RolloutGenerator {
   const Tokenizer& tokenizer_;
   RewardScorer& scorer_;
   const GRPOConfig& config_;
+  const PromptRenderer& renderer_;
 };
 
 }  // namespace grpo

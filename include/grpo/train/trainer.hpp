@@ -30,6 +30,7 @@
 #include "grpo/data/sampler.hpp"
 #include "grpo/error.hpp"
 #include "grpo/rewards/scoring.hpp"
+#include "grpo/tokenizers/chat_template.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
 #include "grpo/train/batching.hpp"
 #include "grpo/train/buffer.hpp"
@@ -41,6 +42,7 @@
 #include "grpo/train/micro_step.hpp"
 #include "grpo/train/optimizer_step.hpp"
 #include "grpo/train/policy.hpp"
+#include "grpo/train/prompt_renderer.hpp"
 #include "grpo/train/reporting.hpp"
 #include "grpo/train/rollout.hpp"
 #include "grpo/train/schedule.hpp"
@@ -70,6 +72,12 @@ struct TrainerOptions {
   /// The optimizer; unset: AdamW with the config's learning rate, betas, epsilon and weight decay (make_adamw).
   /// The trainer sets each group's learning rate from the schedule before every step.
   OptimizerFactory optimizer;
+  /// The chat template that turns conversational prompts (rows whose "prompt" is a list of {"role", "content"}
+  /// messages) into text, with the generation prompt; required when a dataset has such rows. grpo::load_pretrained
+  /// gives the model's. Text prompts are used as they are.
+  std::optional<ChatTemplate> chat_template;
+  /// Extra variables for the chat template (TRL's chat_template_kwargs), a JSON object: {"enable_thinking": false}.
+  nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   /// Install the default reporters (train/reporting.hpp: console, metrics.jsonl, completions.jsonl, the chart);
   /// they can also be removed one by one from callbacks().
   bool default_reporters = true;
@@ -98,8 +106,13 @@ class GRPOTrainer {
   /// Validates everything up front: the config (naming the bad field), the reward weights, and that the datasets
   /// have every column a reward function requires. The model's device is the training device.
   GRPOTrainer(std::shared_ptr<Model> model, Tokenizer tokenizer, std::vector<RewardFunction> reward_functions,
-              GRPOConfig config, Dataset train_dataset, std::optional<Dataset> eval_dataset = std::nullopt,
-              TrainerOptions options = {})
+              GRPOConfig config, Dataset train_dataset, std::optional<Dataset> eval_dataset = std::nullopt)
+      : GRPOTrainer(std::move(model), std::move(tokenizer), std::move(reward_functions), std::move(config),
+                    std::move(train_dataset), std::move(eval_dataset), TrainerOptions()) {}
+  /// The same with options (a separate overload rather than a default argument: g++ 12 reports a false
+  /// -Wmaybe-uninitialized for a defaulted TrainerOptions temporary in callers that catch the constructor's errors).
+  GRPOTrainer(std::shared_ptr<Model> model, Tokenizer tokenizer, std::vector<RewardFunction> reward_functions,
+              GRPOConfig config, Dataset train_dataset, std::optional<Dataset> eval_dataset, TrainerOptions options)
       : config_(validated(std::move(config))),
         options_(std::move(options)),
         tokenizer_(std::move(tokenizer)),
@@ -108,7 +121,8 @@ class GRPOTrainer {
         eval_(std::move(eval_dataset)),
         scorer_(std::move(reward_functions), scoring_options(config_, options_)),
         sampler_(make_sampler(config_, static_cast<int64_t>(train_.size()))),
-        rollouts_(policy_, tokenizer_, scorer_, config_) {
+        renderer_(options_.chat_template, options_.chat_template_kwargs),
+        rollouts_(policy_, tokenizer_, scorer_, config_, renderer_) {
     if (options_.torch_threads) {
       const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
       torch::set_num_threads(*options_.torch_threads == 0 ? static_cast<int>(cores) : *options_.torch_threads);
@@ -118,7 +132,11 @@ class GRPOTrainer {
                             ", but multi-process training is not implemented yet; use 1");
     }
     scorer_.check_columns(reward_columns(train_));
-    if (eval_ && !eval_->empty()) scorer_.check_columns(reward_columns(*eval_));
+    check_prompts(train_, "train");
+    if (eval_ && !eval_->empty()) {
+      scorer_.check_columns(reward_columns(*eval_));
+      check_prompts(*eval_, "eval");
+    }
     for (const auto& f : scorer_.functions()) reward_names_.push_back(f.name());
     const auto& accuracy = options_.eval.accuracy_reward;
     if (!accuracy.empty() && std::find(reward_names_.begin(), reward_names_.end(), accuracy) == reward_names_.end()) {
@@ -201,7 +219,10 @@ class GRPOTrainer {
   std::map<std::string, double> evaluate(const std::optional<Dataset>& dataset = std::nullopt) {
     const Dataset* data = dataset ? &*dataset : (eval_ ? &*eval_ : nullptr);
     if (!data || data->empty()) throw InvalidArgument("grpo::GRPOTrainer::evaluate: there is no eval dataset");
-    if (dataset) scorer_.check_columns(reward_columns(*dataset));
+    if (dataset) {
+      scorer_.check_columns(reward_columns(*dataset));
+      check_prompts(*dataset, "eval");
+    }
     torch::NoGradGuard no_grad;
     return evaluate_rollouts(rollouts_, *data, reward_names_, options_.eval, config_.generation_batch_size(),
                              eval_calls_, progress());
@@ -274,6 +295,17 @@ class GRPOTrainer {
     return columns;
   }
 
+  // Conversational rows need a chat template: checked before any training.
+  void check_prompts(const Dataset& data, const char* which) const {
+    const auto row = data.first_conversational_row();
+    if (row < data.size() && !renderer_.has_chat_template()) {
+      throw InvalidArgument(std::string("grpo::GRPOTrainer: row ") + std::to_string(row) + " of the " + which +
+                            " dataset is a conversation (its \"prompt\" is a list of messages), but no chat "
+                            "template was given: set TrainerOptions::chat_template (grpo::load_pretrained gives "
+                            "the model's)");
+    }
+  }
+
   TrainingProgress progress() const { return TrainingProgress{state_.global_step, state_.epoch, total_steps_}; }
 
   // Makes generation batch `generation`: rollout, advantages, buffer; reports its metrics, completions and
@@ -324,6 +356,7 @@ class GRPOTrainer {
   std::optional<Dataset> eval_;
   RewardScorer scorer_;
   RepeatSampler sampler_;
+  PromptRenderer renderer_;
   RolloutGenerator<Model, Tokenizer> rollouts_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   CallbackList callbacks_;
