@@ -38,6 +38,7 @@
 #include "grpo/models/safetensors.hpp"
 #include "grpo/pretrained/gguf_tokenizer.hpp"
 #include "grpo/pretrained/pretrained.hpp"
+#include "grpo/pretrained/save_pretrained.hpp"
 #include "grpo/tokenizers/bpe_tokenizer.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
 #include "grpo/tokenizers/chat_template.hpp"

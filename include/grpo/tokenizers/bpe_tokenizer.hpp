@@ -12,27 +12,37 @@
 // Not supported, rejected with an error naming the type: other models (WordPiece, Unigram, WordLevel),
 // SentencePiece-style BPE (byte_fallback and a Metaspace pre-tokenizer or a '▁' normalizer: Llama 2, Mistral,
 // Gemma), normalizers other than NFC, other pre-tokenizers and decoders, BPE dropout.
+//
+// Saving (to_tokenizer_json, tokenizer_config_json, save_pretrained) writes Hugging Face's files, which
+// BpeTokenizer and transformers' AutoTokenizer load back to the same ids and texts: a tokenizer read from a
+// tokenizer.json keeps what the file held (normalizer, pre-tokenizer, post-processor, decoder, truncation, padding,
+// the model's options); one built from a GGUF vocabulary is written as the tokenizer.json of its model family.
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "grpo/detail/atomic_file.hpp"
 #include "grpo/error.hpp"
 #include "grpo/tokenizers/detail/added_tokens.hpp"
 #include "grpo/tokenizers/detail/bpe_model.hpp"
 #include "grpo/tokenizers/detail/nfc.hpp"
 #include "grpo/tokenizers/detail/pre_tokenizer.hpp"
+#include "grpo/tokenizers/detail/tokenizer_json_writer.hpp"
 #include "grpo/tokenizers/detail/utf8.hpp"
 #include "grpo/tokenizers/tokenizer.hpp"
 
@@ -208,6 +218,40 @@ class BpeTokenizer {
     return id >= 0 && id < vocab_size() && data_->id_kind[static_cast<std::size_t>(id)] == kSpecial;
   }
 
+  /// The tokenizer as Hugging Face's tokenizer.json, which from_json (with tokenizer_config_json()) and
+  /// transformers load back to the same ids and texts. Keys in the order `tokenizers` writes them; "added_tokens"
+  /// holds every added token with its flags (those only tokenizer_config.json named too), sorted by id;
+  /// model.vocab is sorted by id and model.merges ([left, right] pairs) by rank. A GGUF vocabulary is written as
+  /// transformers' GGUF conversion writes it (GPT-2's post-processor and decoder), but with the normalizer,
+  /// pre-tokenizer and ignore_merges of the model family's tokenizer.json that from_gguf_vocabulary applies
+  /// (transformers' conversion drops SmolLM2's digit split, Qwen2's NFC and Llama 3's ignore_merges); its unused
+  /// tokens are left out. The same tokenizer always gives the same JSON.
+  nlohmann::ordered_json to_tokenizer_json() const;
+
+  /// The tokenizer's Hugging Face tokenizer_config.json (keys sorted, as transformers writes them): bos_token,
+  /// eos_token, pad_token and unk_token (strings, or null), added_tokens_decoder, tokenizer_class
+  /// "PreTrainedTokenizerFast" (transformers then takes tokenizer.json as it is, where a model's own class may
+  /// rebuild it), clean_up_tokenization_spaces false (decode() never cleans up), and model_max_length,
+  /// add_bos_token, add_eos_token, padding_side, truncation_side as the loaded tokenizer_config.json had them. No
+  /// chat template: grpo::save_pretrained (grpo/pretrained/save_pretrained.hpp) adds one. A token named here that
+  /// is a plain vocabulary token of a GGUF file becomes a special added token when loaded back, as in transformers.
+  nlohmann::json tokenizer_config_json() const;
+
+  /// Writes `directory`/tokenizer.json and `directory`/tokenizer_config.json (creating the folder), each file
+  /// atomically (grpo/detail/atomic_file.hpp); from_pretrained(directory) loads the same tokenizer back. Throws
+  /// RuntimeError naming the path when a file cannot be written.
+  void save_pretrained(const std::string& directory) const {
+    const std::string where = "grpo::BpeTokenizer::save_pretrained: ";
+    std::error_code error;
+    std::filesystem::create_directories(directory, error);
+    if (error) throw RuntimeError(where + "cannot create the folder '" + directory + "': " + error.message());
+    const std::filesystem::path folder(directory);
+    detail::atomic_write_file((folder / "tokenizer.json").string(),
+                              detail::tokenizer_json::dump(to_tokenizer_json(), where), where);
+    detail::atomic_write_file((folder / "tokenizer_config.json").string(),
+                              detail::tokenizer_json::dump(tokenizer_config_json(), where), where);
+  }
+
  private:
   static constexpr uint8_t kNoToken = 0, kRegular = 1, kSpecial = 2;
 
@@ -223,6 +267,11 @@ class BpeTokenizer {
     std::vector<std::string> id_bytes;  // what each id decodes to
     std::vector<uint8_t> id_kind;
     std::optional<int64_t> bos, eos, pad, unk;
+    // tokenizer.json without its vocabulary, merges and added tokens (written from the tables above): version,
+    // truncation, padding, normalizer, pre_tokenizer, post_processor, decoder and the model's options, as read.
+    nlohmann::ordered_json layout;
+    // The keys of the loaded tokenizer_config.json that tokenizer_config_json() writes back as they were.
+    nlohmann::ordered_json config_kept = nlohmann::ordered_json::object();
   };
 
   struct EncodeWorkspace {
@@ -434,6 +483,113 @@ inline void add_merge(BpeModel& model, const std::string& left, const std::strin
   model.merges.insert(l->second, r->second, {static_cast<int32_t>(rank), merged->second});
 }
 
+// The keys of tokenizer_config.json kept as read and written back (tokenizer_config_json()): what transformers
+// uses and grpo-cpp does not need. Special tokens, added tokens and the class are written from the tokenizer.
+inline constexpr const char* kept_config_keys[] = {"add_bos_token", "add_eos_token", "model_max_length", "padding_side",
+                                                   "truncation_side"};
+
+// The layout a tokenizer keeps to write tokenizer.json again: `tokenizer` without model.vocab, model.merges and the
+// added tokens' entries, in the order `tokenizers` writes the keys (nodes in canonical() order, the model's
+// options in BPE's order), an unknown top-level key after the known ones.
+inline nlohmann::ordered_json layout_of(const nlohmann::json& tokenizer) {
+  nlohmann::ordered_json layout = nlohmann::ordered_json::object();
+  const auto copy = [&](const char* key, const nlohmann::json& fallback) {
+    layout[key] = canonical(tokenizer.contains(key) ? tokenizer.at(key) : fallback);
+  };
+  copy("version", "1.0");
+  copy("truncation", nullptr);
+  copy("padding", nullptr);
+  layout["added_tokens"] = nlohmann::ordered_json::array();
+  for (const char* key : {"normalizer", "pre_tokenizer", "post_processor", "decoder"}) copy(key, nullptr);
+  const nlohmann::json& model = tokenizer.at("model");
+  nlohmann::ordered_json options = nlohmann::ordered_json::object();
+  options["type"] = "BPE";
+  for (const char* key : {"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk",
+                          "byte_fallback", "ignore_merges"}) {
+    if (model.contains(key)) options[key] = canonical(model.at(key));
+  }
+  for (auto it = model.begin(); it != model.end(); ++it) {
+    if (it.key() != "vocab" && it.key() != "merges" && !options.contains(it.key()))
+      options[it.key()] = canonical(it.value());
+  }
+  layout["model"] = std::move(options);
+  for (auto it = tokenizer.begin(); it != tokenizer.end(); ++it) {
+    if (!layout.contains(it.key())) layout[it.key()] = canonical(it.value());
+  }
+  return layout;
+}
+
+// The tokenizer.json a GGUF vocabulary with pre-tokenizer `pre` stands for, without vocabulary, merges and added
+// tokens; null for an unknown `pre`. The post-processor, decoder and model options are those of transformers' GGUF
+// conversion (GPT2Tokenizer's); the normalizer, pre-tokenizer and ignore_merges those of the family's own
+// tokenizer.json (SmolLM2: Digits then ByteLevel; Qwen2: NFC and a Split; Llama 3: a Split and ignore_merges).
+// from_gguf_vocabulary builds the tokenizer from it, so that what is written is what runs.
+inline nlohmann::json gguf_tokenizer_skeleton(const std::string& pre) {
+  using nlohmann::json;
+  const auto byte_level = [](bool use_regex) {
+    return json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", use_regex}};
+  };
+  const auto split_then_byte_level = [&](const char* pattern) {
+    json split{{"type", "Split"}, {"behavior", "Isolated"}, {"invert", false}};
+    split["pattern"] = json{{"Regex", pattern}};
+    json steps = json::array();
+    steps.push_back(std::move(split));
+    steps.push_back(byte_level(false));
+    return json{{"type", "Sequence"}, {"pretokenizers", std::move(steps)}};
+  };
+  json normalizer = nullptr;
+  json pre_tokenizer;
+  bool ignore_merges = false;
+  if (pre == "gpt2") {
+    pre_tokenizer = byte_level(true);
+  } else if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe") {
+    pre_tokenizer = split_then_byte_level(llama3_split_pattern);
+    ignore_merges = true;
+  } else if (pre == "qwen2" || pre == "deepseek-r1-qwen") {
+    normalizer = json{{"type", "NFC"}};
+    pre_tokenizer = split_then_byte_level(qwen2_split_pattern);
+  } else if (pre == "smollm") {
+    json steps = json::array();
+    steps.push_back(json{{"type", "Digits"}, {"individual_digits", true}});
+    steps.push_back(byte_level(true));
+    pre_tokenizer = json{{"type", "Sequence"}, {"pretokenizers", std::move(steps)}};
+  } else {
+    return nullptr;
+  }
+  const auto sequence = [](const char* id, int type_id) {
+    json inner{{"id", id}, {"type_id", type_id}};
+    json outer = json::object();
+    outer["Sequence"] = std::move(inner);
+    return outer;
+  };
+  json single = json::array();
+  single.push_back(sequence("A", 0));
+  json pair = single;
+  pair.push_back(sequence("B", 1));
+  json post_processor{{"type", "TemplateProcessing"}, {"special_tokens", json::object()}};
+  post_processor["single"] = std::move(single);
+  post_processor["pair"] = std::move(pair);
+  json model{{"type", "BPE"},
+             {"dropout", nullptr},
+             {"unk_token", nullptr},
+             {"continuing_subword_prefix", ""},
+             {"end_of_word_suffix", ""},
+             {"fuse_unk", false},
+             {"byte_fallback", false},
+             {"ignore_merges", ignore_merges}};
+  json tokenizer = json::object();
+  tokenizer["version"] = "1.0";
+  tokenizer["truncation"] = nullptr;
+  tokenizer["padding"] = nullptr;
+  tokenizer["normalizer"] = std::move(normalizer);
+  tokenizer["pre_tokenizer"] = std::move(pre_tokenizer);
+  tokenizer["post_processor"] = std::move(post_processor);
+  tokenizer["decoder"] = byte_level(true);
+  tokenizer["decoder"]["add_prefix_space"] = true;
+  tokenizer["model"] = std::move(model);
+  return tokenizer;
+}
+
 }  // namespace tokenizer_json
 }  // namespace detail
 
@@ -507,6 +663,7 @@ inline BpeTokenizer BpeTokenizer::build_from_json(const nlohmann::json& tokenize
       throw InvalidArgument(where + "the pre-tokenizer has no ByteLevel step" +
                             detail::tokenizer_json::sentencepiece_hint());
     detail::tokenizer_json::check_decoder(tokenizer.value("decoder", nlohmann::json()), where);
+    d->layout = detail::tokenizer_json::layout_of(tokenizer);
 
     int64_t size = 0;
     const auto& vocab = model.at("vocab");
@@ -564,6 +721,9 @@ inline BpeTokenizer BpeTokenizer::build_from_json(const nlohmann::json& tokenize
           entry, detail::tokenizer_json::checked_id(entry.at("id"), "an added token's id", where), where));
     }
     if (config.is_object()) {
+      for (const char* key : detail::tokenizer_json::kept_config_keys) {
+        if (config.contains(key)) d->config_kept[key] = detail::tokenizer_json::canonical(config.at(key));
+      }
       // Tokens only tokenizer_config.json knows (transformers adds them the same way).
       if (const auto decoder = config.find("added_tokens_decoder"); decoder != config.end() && decoder->is_object()) {
         for (auto it = decoder->begin(); it != decoder->end(); ++it) {
@@ -633,22 +793,18 @@ inline BpeTokenizer BpeTokenizer::from_gguf_vocabulary(const GgufVocabulary& voc
   }
   auto d = std::make_shared<Data>();
   const std::string& pre = vocabulary.pre;
-  if (pre == "gpt2") {
-    d->pre_tokenizer.add_split(detail::gpt2_split_pattern, false, detail::SplitBehavior::isolated, false);
-  } else if (pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe") {
-    d->pre_tokenizer.add_split(detail::llama3_split_pattern, false, detail::SplitBehavior::isolated, false);
-    d->model.ignore_merges = true;
-  } else if (pre == "qwen2" || pre == "deepseek-r1-qwen") {
-    d->nfc = true;
-    d->pre_tokenizer.add_split(detail::qwen2_split_pattern, false, detail::SplitBehavior::isolated, false);
-  } else if (pre == "smollm") {
-    d->pre_tokenizer.add_split(R"(\p{N})", false, detail::SplitBehavior::isolated, false);
-    d->pre_tokenizer.add_split(detail::gpt2_split_pattern, false, detail::SplitBehavior::isolated, false);
-  } else {
+  // The pipeline is built from the tokenizer.json the vocabulary is written as, so that the two cannot disagree.
+  const nlohmann::json skeleton = detail::tokenizer_json::gguf_tokenizer_skeleton(pre);
+  if (skeleton.is_null()) {
     throw InvalidArgument(where + "pre-tokenizer '" + pre +
                           "' is not supported (supported: gpt2, llama3, llama-v3, llama-bpe, qwen2, deepseek-r1-qwen, "
                           "smollm); set GgufVocabulary::pre to the one of the model's family");
   }
+  d->nfc = detail::tokenizer_json::parse_normalizer(skeleton.at("normalizer"), where);
+  bool byte_level = false;
+  detail::tokenizer_json::parse_pre_tokenizer(skeleton.at("pre_tokenizer"), d->pre_tokenizer, byte_level, where);
+  d->model.ignore_merges = skeleton.at("model").at("ignore_merges").get<bool>();
+  d->layout = detail::tokenizer_json::layout_of(skeleton);
   const auto size = static_cast<int64_t>(vocabulary.tokens.size());
   if (size == 0) throw InvalidArgument(where + "the vocabulary has no tokens");
   if (!vocabulary.token_types.empty() && vocabulary.token_types.size() != vocabulary.tokens.size()) {
@@ -692,6 +848,76 @@ inline BpeTokenizer BpeTokenizer::from_gguf_vocabulary(const GgufVocabulary& voc
   d->unk = vocabulary.unk_token_id;
   finish(*d, size, where);
   return BpeTokenizer(std::move(d));
+}
+
+inline nlohmann::ordered_json BpeTokenizer::to_tokenizer_json() const {
+  const Data& d = *data_;
+  nlohmann::ordered_json out = d.layout;
+  std::vector<const detail::AddedToken*> added;
+  for (const auto& token : d.added) added.push_back(&token);
+  std::sort(added.begin(), added.end(), [](const detail::AddedToken* a, const detail::AddedToken* b) {
+    return std::tie(a->id, a->content) < std::tie(b->id, b->content);
+  });
+  auto& added_tokens = out["added_tokens"] = nlohmann::ordered_json::array();
+  for (const auto* token : added) added_tokens.push_back(detail::tokenizer_json::added_token_entry(*token));
+
+  // The vocabulary by id (ties, which a hand-written file could hold, by token), and each id's token for the
+  // merges (the first of tied tokens).
+  std::vector<std::pair<int32_t, const std::string*>> vocab;
+  vocab.reserve(d.model.vocab.size());
+  for (const auto& [token, id] : d.model.vocab) vocab.emplace_back(id, &token);
+  std::sort(vocab.begin(), vocab.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : *a.second < *b.second;
+  });
+  std::vector<std::pair<std::string, nlohmann::ordered_json>> vocab_entries;
+  vocab_entries.reserve(vocab.size());
+  std::vector<const std::string*> token_of(vocab.empty() ? 0 : static_cast<std::size_t>(vocab.back().first) + 1);
+  for (const auto& [id, token] : vocab) {
+    vocab_entries.emplace_back(*token, id);
+    if (token_of[static_cast<std::size_t>(id)] == nullptr) token_of[static_cast<std::size_t>(id)] = token;
+  }
+  // Merges by rank: only their order matters, so the ranks read back as 0, 1, ... encode the same.
+  std::vector<std::tuple<int32_t, int32_t, int32_t>> merges;
+  merges.reserve(d.model.merges.size());
+  d.model.merges.for_each([&](int32_t left, int32_t right, const detail::MergeTable::Merge& merge) {
+    merges.emplace_back(merge.rank, left, right);
+  });
+  std::sort(merges.begin(), merges.end());
+  nlohmann::ordered_json merge_list = nlohmann::ordered_json::array();
+  merge_list.get_ref<nlohmann::ordered_json::array_t&>().reserve(merges.size());
+  for (const auto& [rank, left, right] : merges) {
+    merge_list.push_back(nlohmann::ordered_json::array(
+        {*token_of[static_cast<std::size_t>(left)], *token_of[static_cast<std::size_t>(right)]}));
+  }
+  auto& model = out["model"];
+  model["vocab"] = detail::tokenizer_json::object_of_distinct(std::move(vocab_entries));
+  model["merges"] = std::move(merge_list);
+  return out;
+}
+
+inline nlohmann::json BpeTokenizer::tokenizer_config_json() const {
+  const Data& d = *data_;
+  nlohmann::json config = nlohmann::json::object();
+  for (auto it = d.config_kept.begin(); it != d.config_kept.end(); ++it) {
+    config[it.key()] = nlohmann::json::parse(it.value().dump());
+  }
+  nlohmann::json decoder = nlohmann::json::object();
+  for (const auto& token : d.added) {
+    decoder[std::to_string(token.id)] = detail::tokenizer_json::added_token_decoder_entry(token);
+  }
+  config["added_tokens_decoder"] = std::move(decoder);
+  const auto token = [&](const std::optional<int64_t>& id) -> nlohmann::json {
+    if (!id) return nullptr;
+    const auto text = id_to_token(*id);
+    return text ? nlohmann::json(*text) : nlohmann::json(nullptr);
+  };
+  config["bos_token"] = token(d.bos);
+  config["eos_token"] = token(d.eos);
+  config["pad_token"] = token(d.pad);
+  config["unk_token"] = token(d.unk);
+  config["clean_up_tokenization_spaces"] = false;
+  config["tokenizer_class"] = "PreTrainedTokenizerFast";
+  return config;
 }
 
 }  // namespace grpo

@@ -86,6 +86,16 @@ class MergeTable {
   /// Number of pairs.
   std::size_t size() const { return size_; }
 
+  /// Calls visit(left, right, merge) for every pair, in no particular order.
+  template <class Visit>
+  void for_each(Visit&& visit) const {
+    for (const Slot& slot : slots_) {
+      if (slot.key != kEmpty) {
+        visit(static_cast<int32_t>(slot.key >> 32), static_cast<int32_t>(slot.key & 0xFFFFFFFFu), slot.merge);
+      }
+    }
+  }
+
  private:
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   struct Slot {
