@@ -1,6 +1,6 @@
 # Fails when a header under INCLUDE_DIR/grpo includes a header of a higher layer or of a sibling folder. The
 # layers, lowest first (DESIGN.md): error <- detail <- core <- {rewards, models, data, tokenizers} <-
-# {generation, pretrained} <- train, where "error" is the single header grpo/error.hpp (the exception types,
+# {generation, pretrained} <- train <- app, where "error" is the single header grpo/error.hpp (the exception types,
 # included by every header that throws; it may include no grpo header). A folder's own subfolders (core/detail, rewards/builtin) belong to it;
 # grpo/grpo.hpp (the umbrella) and grpo/version.hpp stand outside the layers: no layered header may include them.
 #   cmake -DINCLUDE_DIR=<dir holding grpo/> -P check_layering.cmake
@@ -19,6 +19,7 @@ set(rank_tokenizers 2)
 set(rank_generation 3)
 set(rank_pretrained 3)
 set(rank_train 4)
+set(rank_app 5)
 
 # The layer of a path relative to INCLUDE_DIR: its top folder under grpo/ ("grpo/core/detail/x.hpp" -> "core"),
 # "error" for grpo/error.hpp, empty for the other files directly in grpo/ (outside the layers).

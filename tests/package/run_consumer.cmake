@@ -22,6 +22,7 @@ endif()
 if(MODE STREQUAL "find_package")
   set(prefix "${WORK_DIR}/prefix")
   run(${CMAKE_COMMAND} --install "${GRPO_BINARY_DIR}" --prefix "${prefix}")
+  run("${prefix}/bin/grpo-train" --help)  # the command-line trainer is installed
   if(NOT EXISTS "${prefix}/include/grpo/grpo.hpp" OR NOT EXISTS "${prefix}/share/cmake/grpo/grpoConfig.cmake")
     message(FATAL_ERROR "install to ${prefix} is missing grpo/grpo.hpp or grpoConfig.cmake")
   endif()

@@ -5,6 +5,9 @@
 #include <string>
 
 #include <grpo/core/advantages.hpp>
+#include <grpo/rewards/inputs.hpp>
+#include <grpo/rewards/plugin.hpp>
+#include <grpo/rewards/scoring.hpp>
 #include <grpo/tokenizers/bpe_tokenizer.hpp>
 
 namespace {
@@ -29,6 +32,17 @@ bool tokenizer_works() {
   return ids == std::vector<int64_t>{256, 257, '!', 258} && bpe.decode(ids) == "hi hi!" && bpe.eos_token_id() == 258;
 }
 
+// The plugin built by grpo_add_reward_plugin, loaded and scored: lengths times the option "scale".
+bool plugin_works() {
+  const auto reward = grpo::load_reward_plugin(CONSUMER_PLUGIN, "make_consumer_reward", {{"scale", 2.0}});
+  grpo::RewardScorer scorer({reward});
+  const auto scores = scorer.score(grpo::make_reward_inputs({{{"prompt", "p"}}}, {"abc", "hello"}, 2));
+  std::printf("consumer_core: plugin rewards %.1f %.1f\n", scores.rewards_per_func(0, 0),
+              scores.rewards_per_func(1, 0));
+  return reward.name() == "consumer_length" && scores.rewards_per_func(0, 0) == 6.0 &&
+         scores.rewards_per_func(1, 0) == 10.0;
+}
+
 }  // namespace
 
 int main() {
@@ -40,7 +54,7 @@ int main() {
   // Group 1: mean 0.5, std sqrt(0.5); group 2 has zero spread.
   const double expected = 0.5 / (std::sqrt(0.5) + 1e-4);
   const bool ok = std::abs(result.advantages[0] - expected) < 1e-12 && result.advantages[2] == 0.0 &&
-                  result.zero_std[2] && tokenizer_works();
+                  result.zero_std[2] && tokenizer_works() && plugin_works();
   std::printf("consumer_core: advantages %.6f %.6f %.6f %.6f -> %s\n", result.advantages[0], result.advantages[1],
               result.advantages[2], result.advantages[3], ok ? "ok" : "WRONG");
   return ok ? 0 : 1;
