@@ -146,3 +146,41 @@ TEST_CASE("the char tokenizer round-trips its alphabet and maps other bytes to u
   const grpo::CharTokenizer digits("0123456789");
   CHECK(digits.encode("42") == std::vector<int64_t>{8, 6});
 }
+
+TEST_CASE("the policy's chunked LM-head path gives the full-logits path's log-probs and gradients", "[policy]") {
+  static_assert(grpo::detail::has_chunked_head<grpo::LlamaModel>::value);
+  static_assert(!grpo::detail::has_chunked_head<BigramLM>::value);  // no hook: full logits
+  for (const bool tied : {true, false}) {
+    INFO("tied " << tied);
+    auto config = grpo::testing::tiny_qwen2();
+    config.tie_word_embeddings = tied;
+    torch::manual_seed(4);
+    auto model = std::make_shared<grpo::LlamaModel>(config);
+    grpo::Policy<grpo::LlamaModel> policy(model);
+    const auto [prompt_ids, prompt_mask] = grpo::testing::left_pad({{3, 4, 5, 6}, {7, 8}});
+    const auto completion_ids = torch::tensor({{20, 21, 22}, {23, 24, 0}}, torch::kLong);
+    const auto completion_mask = torch::tensor({{1, 1, 1}, {1, 1, 0}}, torch::kLong);
+    const auto weights = torch::tensor({{0.3, -1.0, 2.0}, {1.5, 0.7, 0.0}});
+
+    const auto chunked =
+        policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, 0.8, 0, true);
+    (chunked.logps * weights).sum().backward();
+    std::vector<torch::Tensor> chunked_grads;
+    for (const auto& p : model->parameters()) chunked_grads.push_back(p.grad().clone());
+    model->zero_grad();
+
+    const auto logits = model->forward(torch::cat({prompt_ids, completion_ids}, 1),
+                                       torch::cat({prompt_mask, completion_mask}, 1), nullptr);
+    const auto full = grpo::completion_logps(logits, completion_ids, 0.8);
+    (full * weights).sum().backward();
+    CHECK(torch::allclose(chunked.logps, full, 1e-5, 1e-6));
+    const auto params = model->parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      INFO("parameter " << i);
+      CHECK(torch::allclose(chunked_grads[i], params[i].grad(), 1e-4, 1e-6));
+    }
+    torch::NoGradGuard no_grad;
+    const auto entropies = grpo::entropy_from_logits(grpo::completion_logits(logits, 3), 0.8);
+    CHECK(torch::allclose(chunked.entropies, entropies, 1e-5, 1e-6));
+  }
+}

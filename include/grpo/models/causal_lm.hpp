@@ -14,7 +14,11 @@
 // sequence at each step. Optional members, detected at compile time: `train(bool)` (Policy turns dropout off
 // with train(false)), `clone()` (a deep copy, used by Reference to copy the policy) and
 // `std::vector<int64_t> eos_token_ids() const` (the ids that end a sequence, e.g. config.json's eos_token_id;
-// generate() stops at them unless GenerationOptions::eos_token_ids says otherwise).
+// generate() stops at them unless GenerationOptions::eos_token_ids says otherwise), and the pair
+// `torch::Tensor hidden_states(ids, mask)` ([B,L,H], the normed states the LM head reads) with
+// `torch::Tensor lm_head_weight()` ([V,H], no bias): the trainer then computes completion log-probs with the
+// chunked LM head (core/chunked_lm_head.hpp) at the completion positions only, O(chunk x V) memory instead of
+// [B,L,V] logits; other models go through forward()'s full logits.
 // grpo::LlamaModel, any torch::nn::Module with this forward, and grpo::TorchScriptLM (a torch::jit::Module
 // adapter) qualify.
 

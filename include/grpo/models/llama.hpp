@@ -315,6 +315,17 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
     return lm_head(h);
   }
 
+  /// The final (normed) hidden states [B,L,H] of input_ids [B,L] (attention_mask as forward's, no cache): with
+  /// lm_head_weight(), the optional hook of the CausalLM trait through which the trainer computes log-probs with
+  /// the chunked LM head instead of full [B,L,V] logits.
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {}) {
+    return model->forward(input_ids, attention_mask, nullptr);
+  }
+  /// The LM head's weight [V,H] (the embedding when tied); logits = hidden_states(...) @ lm_head_weight()^T.
+  torch::Tensor lm_head_weight() const {
+    return config_.tie_word_embeddings ? model->embed_tokens->weight : lm_head->weight;
+  }
+
   /// The configuration the model was built from.
   const LlamaConfig& config() const { return config_; }
   /// End-of-sequence ids from the configuration (config.json's eos_token_id; empty when it has none); generate()

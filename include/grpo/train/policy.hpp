@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "grpo/core/chunked_lm_head.hpp"
 #include "grpo/core/logprobs.hpp"
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/error.hpp"
@@ -58,7 +59,17 @@ std::shared_ptr<M> deep_copy(const M& model) {
   }
 }
 
-// Log-probs of completion_ids given prompt + completion, `micro_batch_size` rows per forward (0 = all).
+template <class M, class = void>
+struct has_chunked_head : std::false_type {};
+template <class M>
+struct has_chunked_head<M,
+                        std::void_t<decltype(torch::Tensor(std::declval<M&>().hidden_states(
+                                        std::declval<const torch::Tensor&>(), std::declval<const torch::Tensor&>()))),
+                                    decltype(torch::Tensor(std::declval<M&>().lm_head_weight()))>> : std::true_type {};
+
+// Log-probs of completion_ids given prompt + completion, `micro_batch_size` rows per forward (0 = all). Models
+// with the hidden_states/lm_head_weight hook (causal_lm.hpp) go through the chunked LM head at the completion
+// positions only; others through forward()'s logits.
 template <class M>
 CompletionLogps completion_logps_in_micro_batches(M& model, const torch::Tensor& prompt_ids,
                                                   const torch::Tensor& prompt_mask, const torch::Tensor& completion_ids,
@@ -78,18 +89,32 @@ CompletionLogps completion_logps_in_micro_batches(M& model, const torch::Tensor&
   if (micro_batch_size < 0) {
     throw InvalidArgument(where + "micro_batch_size must be >= 0, got " + std::to_string(micro_batch_size));
   }
+  if (prompt_ids.size(1) < 1) {
+    throw InvalidArgument(where + "prompt_ids has no positions (shape " + shape_string(prompt_ids) +
+                          "); the first completion token is predicted from the last prompt position");
+  }
   const auto step = micro_batch_size == 0 ? std::max<int64_t>(batch, 1) : micro_batch_size;
   const auto ids = torch::cat({prompt_ids, completion_ids}, 1);
   const auto mask = torch::cat({prompt_mask, completion_mask}, 1);
   std::vector<torch::Tensor> logps, entropies;
   for (int64_t start = 0; start < batch; start += step) {
     const auto end = std::min(start + step, batch);
-    const auto logits = model.forward(ids.slice(0, start, end), mask.slice(0, start, end), nullptr);
     const auto targets = completion_ids.slice(0, start, end);
-    logps.push_back(grpo::completion_logps(logits, targets, temperature));
-    if (want_entropy) {
-      torch::NoGradGuard no_grad;
-      entropies.push_back(entropy_from_logits(completion_logits(logits, targets.size(1)), temperature));
+    if constexpr (has_chunked_head<M>::value) {
+      // The prediction for completion token t sits at position P - 1 + t (docs/math.md §2).
+      const auto prompt_length = prompt_ids.size(1), completion_length = targets.size(1);
+      const auto hidden = model.hidden_states(ids.slice(0, start, end), mask.slice(0, start, end))
+                              .slice(1, prompt_length - 1, prompt_length - 1 + completion_length);
+      auto head = lm_head_logps_with_entropy(hidden, model.lm_head_weight(), targets, temperature, 0, want_entropy);
+      logps.push_back(std::move(head.logps));
+      if (want_entropy) entropies.push_back(std::move(head.entropies));
+    } else {
+      const auto logits = model.forward(ids.slice(0, start, end), mask.slice(0, start, end), nullptr);
+      logps.push_back(grpo::completion_logps(logits, targets, temperature));
+      if (want_entropy) {
+        torch::NoGradGuard no_grad;
+        entropies.push_back(entropy_from_logits(completion_logits(logits, targets.size(1)), temperature));
+      }
     }
   }
   CompletionLogps out;
