@@ -346,3 +346,22 @@ TEST_CASE("top_k, top_p, min_p and repetition_penalty act as specified on fixed 
   CHECK(
       torch::allclose(freq.slice(0, 0, 4), (torch::tensor({0.5, 0.2, 0.15, 0.1}) / 0.95).to(torch::kDouble), 0, 0.03));
 }
+
+TEST_CASE("forward_last gives forward's last-position logits and extends the cache over every position",
+          "[generation]") {
+  static_assert(grpo::detail::has_forward_last<grpo::LlamaModel>::value);
+  torch::manual_seed(8);
+  grpo::LlamaModel model(grpo::testing::tiny_qwen2());
+  const auto [ids, mask] = grpo::testing::left_pad({{3, 4, 5, 6}, {7, 8}});
+  torch::NoGradGuard no_grad;
+  grpo::KVCache full_cache, last_cache;
+  const auto full = model.forward(ids, mask, &full_cache);
+  const auto last = grpo::forward_last_logits(model, ids, mask, &last_cache);
+  REQUIRE(last.sizes() == torch::IntArrayRef({2, 1, full.size(2)}));
+  CHECK(torch::allclose(last, full.slice(1, 3), 1e-6, 1e-6));
+  CHECK(last_cache.length == full_cache.length);
+  const auto next = torch::tensor({{9}, {10}}, torch::kLong);
+  const auto next_mask = torch::cat({mask, torch::ones({2, 1}, torch::kLong)}, 1);
+  CHECK(torch::allclose(model.forward(next, next_mask, &last_cache), model.forward(next, next_mask, &full_cache), 1e-6,
+                        1e-6));
+}

@@ -156,7 +156,7 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
 
     KVCache cache;
     cache.reserve = prompt_length + options.max_new_tokens;
-    auto logits = model.forward(ids, mask, options.use_cache ? &cache : nullptr);
+    auto logits = forward_last_logits(model, ids, mask, options.use_cache ? &cache : nullptr);  // [B,1,V]
     const bool cached = options.use_cache && !cache.empty();
     const auto vocab = logits.size(-1);
 
@@ -183,7 +183,7 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
       if (cached) {
         logits = model.forward(next.unsqueeze(1), mask, &cache);
       } else {
-        logits = model.forward(torch::cat({ids, torch::stack(tokens, 1)}, 1), mask, nullptr);
+        logits = forward_last_logits(model, torch::cat({ids, torch::stack(tokens, 1)}, 1), mask, nullptr);
       }
     }
     auto completion_ids = tokens.empty() ? torch::empty({batch, 0}, long_options) : torch::stack(tokens, 1);

@@ -18,7 +18,9 @@
 // `torch::Tensor hidden_states(ids, mask)` ([B,L,H], the normed states the LM head reads) with
 // `torch::Tensor lm_head_weight()` ([V,H], no bias): the trainer then computes completion log-probs with the
 // chunked LM head (core/chunked_lm_head.hpp) at the completion positions only, O(chunk x V) memory instead of
-// [B,L,V] logits; other models go through forward()'s full logits.
+// [B,L,V] logits; other models go through forward()'s full logits. `forward_last(ids, mask, cache)` -> [B,1,V]
+// (the logits of the last position only, the cache extended by all L) saves generation's prefill the logits of
+// the prompt positions.
 // grpo::LlamaModel, any torch::nn::Module with this forward, and grpo::TorchScriptLM (a torch::jit::Module
 // adapter) qualify.
 
@@ -115,7 +117,29 @@ struct has_eos_token_ids<
     M, std::void_t<decltype(std::declval<std::vector<int64_t>&>() = std::declval<const M&>().eos_token_ids())>>
     : std::true_type {};
 
+template <class M, class = void>
+struct has_forward_last : std::false_type {};
+template <class M>
+struct has_forward_last<M, std::void_t<decltype(std::declval<torch::Tensor&>() = std::declval<M&>().forward_last(
+                                                    std::declval<const torch::Tensor&>(),
+                                                    std::declval<const torch::Tensor&>(), std::declval<KVCache*>()))>>
+    : std::true_type {};
+
 }  // namespace detail
+
+/// Logits [B,1,V] of the last of the L positions of input_ids (the cache extended by all L): the model's optional
+/// `forward_last` when it has one (no [B,L,V] logits for a prompt whose other positions nobody reads), else the
+/// last position of forward().
+template <class M>
+torch::Tensor forward_last_logits(M& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                  KVCache* cache) {
+  if constexpr (detail::has_forward_last<M>::value) {
+    return model.forward_last(input_ids, attention_mask, cache);
+  } else {
+    const auto logits = model.forward(input_ids, attention_mask, cache);
+    return logits.slice(1, logits.size(1) - 1);
+  }
+}
 
 /// True when M meets the CausalLM trait (see the top of causal_lm.hpp).
 template <class M>

@@ -315,6 +315,14 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
     return lm_head(h);
   }
 
+  /// Logits [B,1,V] of the last position only (the cache, when given, extended by all L positions): generation's
+  /// prefill reads no other position (the optional forward_last of the CausalLM trait).
+  torch::Tensor forward_last(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
+                             KVCache* cache = nullptr) {
+    const auto h = model->forward(input_ids, attention_mask, cache);
+    return torch::linear(h.slice(1, h.size(1) - 1), lm_head_weight());
+  }
+
   /// The final (normed) hidden states [B,L,H] of input_ids [B,L] (attention_mask as forward's, no cache): with
   /// lm_head_weight(), the optional hook of the CausalLM trait through which the trainer computes log-probs with
   /// the chunked LM head instead of full [B,L,V] logits.
