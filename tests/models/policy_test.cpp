@@ -184,3 +184,40 @@ TEST_CASE("the policy's chunked LM-head path gives the full-logits path's log-pr
     CHECK(torch::allclose(chunked.entropies, entropies, 1e-5, 1e-6));
   }
 }
+
+TEST_CASE("gradient checkpointing recomputes the layers in the backward and gives the same gradients", "[policy]") {
+  static_assert(grpo::detail::has_gradient_checkpointing<grpo::LlamaModel>::value);
+  torch::manual_seed(6);
+  auto plain = std::make_shared<grpo::LlamaModel>(grpo::testing::tiny_qwen2());
+  auto recomputing = std::dynamic_pointer_cast<grpo::LlamaModel>(plain->clone());
+  REQUIRE(recomputing);
+  recomputing->set_gradient_checkpointing(true);
+  const auto [prompt_ids, prompt_mask] = grpo::testing::left_pad({{3, 4, 5, 6}, {7, 8}});
+  const auto completion_ids = torch::tensor({{20, 21, 22}, {23, 24, 0}}, torch::kLong);
+  const auto completion_mask = torch::tensor({{1, 1, 1}, {1, 1, 0}}, torch::kLong);
+  const auto weights = torch::tensor({{0.3, -1.0, 2.0}, {1.5, 0.7, 0.0}});
+  std::vector<std::vector<torch::Tensor>> grads;
+  std::vector<torch::Tensor> logps;
+  for (const auto& model : {plain, recomputing}) {
+    grpo::Policy<grpo::LlamaModel> policy(model);
+    const auto out = policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, 1.0, 0);
+    (out.logps * weights).sum().backward({}, /*retain_graph=*/true);
+    (out.logps * weights * 0.5).sum().backward();  // a second backward accumulates, as micro-steps do
+    logps.push_back(out.logps.detach());
+    std::vector<torch::Tensor> g;
+    for (const auto& p : model->parameters()) g.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+    grads.push_back(std::move(g));
+  }
+  CHECK(torch::equal(logps[0], logps[1]));
+  REQUIRE(grads[0].size() == grads[1].size());
+  for (std::size_t i = 0; i < grads[0].size(); ++i) {
+    INFO("parameter " << i);
+    REQUIRE(grads[0][i].defined());
+    REQUIRE(grads[1][i].defined());
+    CHECK(torch::allclose(grads[0][i], grads[1][i], 1e-5, 1e-7));
+  }
+  // Under no_grad (generation, old-policy log-probs) nothing is recomputed: the plain forward.
+  torch::NoGradGuard no_grad;
+  CHECK(torch::equal(recomputing->forward(prompt_ids, prompt_mask, nullptr),
+                     plain->forward(prompt_ids, prompt_mask, nullptr)));
+}

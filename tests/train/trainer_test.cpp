@@ -568,3 +568,23 @@ TEST_CASE("conversational prompts are rendered with the chat template and reward
       Trainer(tiny_model(3), tokenizer(), rewards(), config, dataset, std::nullopt, quiet()),
       Contains("row 0 of the train dataset is a conversation") && Contains("TrainerOptions::chat_template"));
 }
+
+TEST_CASE("gradient_checkpointing trains to the same parameters as without it", "[train]") {
+  grpo_test::ScopedTempDir dir;
+  std::vector<std::vector<torch::Tensor>> finals;
+  for (const bool recompute : {false, true}) {
+    auto config = small_config(dir.path() / (recompute ? "on" : "off"));
+    config.gradient_checkpointing = recompute;
+    config.max_steps = 2;
+    auto model = tiny_model(9);
+    Trainer trainer(model, tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+    silenced(trainer).train();
+    std::vector<torch::Tensor> params;
+    for (const auto& p : model->parameters()) params.push_back(p.detach().clone());
+    finals.push_back(std::move(params));
+  }
+  for (std::size_t i = 0; i < finals[0].size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::allclose(finals[0][i], finals[1][i], 1e-5, 1e-6));
+  }
+}

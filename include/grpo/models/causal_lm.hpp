@@ -20,7 +20,8 @@
 // chunked LM head (core/chunked_lm_head.hpp) at the completion positions only, O(chunk x V) memory instead of
 // [B,L,V] logits; other models go through forward()'s full logits. `forward_last(ids, mask, cache)` -> [B,1,V]
 // (the logits of the last position only, the cache extended by all L) saves generation's prefill the logits of
-// the prompt positions.
+// the prompt positions. `set_gradient_checkpointing(bool)` lets GRPOConfig::gradient_checkpointing turn on
+// activation recomputation.
 // grpo::LlamaModel, any torch::nn::Module with this forward, and grpo::TorchScriptLM (a torch::jit::Module
 // adapter) qualify.
 
@@ -115,6 +116,12 @@ struct has_eos_token_ids : std::false_type {};
 template <class M>
 struct has_eos_token_ids<
     M, std::void_t<decltype(std::declval<std::vector<int64_t>&>() = std::declval<const M&>().eos_token_ids())>>
+    : std::true_type {};
+
+template <class M, class = void>
+struct has_gradient_checkpointing : std::false_type {};
+template <class M>
+struct has_gradient_checkpointing<M, std::void_t<decltype(std::declval<M&>().set_gradient_checkpointing(true))>>
     : std::true_type {};
 
 template <class M, class = void>

@@ -26,6 +26,7 @@
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/error.hpp"
 #include "grpo/models/causal_lm.hpp"
+#include "grpo/models/detail/activation_checkpoint.hpp"
 #include "grpo/models/gguf.hpp"
 #include "grpo/models/llama_config.hpp"
 #include "grpo/models/llama_gguf.hpp"
@@ -211,6 +212,10 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
     norm = register_module("norm", std::make_shared<LlamaRMSNorm>(config_.hidden_size, config_.rms_norm_eps));
   }
 
+  /// Recompute each decoder layer's activations in the backward instead of keeping them (training without a cache
+  /// only): activation memory of one layer instead of all, for one more forward of the layers.
+  bool gradient_checkpointing = false;
+
   /// input_ids [B,L]; attention_mask [B,P+L] 0/1 or undefined; cache (P = cache->length) or nullptr.
   /// Returns the normed hidden states [B,L,d].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, KVCache* cache) {
@@ -256,8 +261,18 @@ class LlamaBackbone : public torch::nn::Cloneable<LlamaBackbone> {
     const auto causal = key_index <= query_index;                                                     // [L,S]
     const auto allowed = (mask.view({batch, 1, 1, 1, total}) & causal) | (key_index == query_index);  // [B,1,1,L,S]
 
+    const bool recompute = gradient_checkpointing && cache == nullptr && torch::GradMode::is_enabled();
     for (std::size_t i = 0; i < layers->size(); ++i) {
-      h = layers->ptr<LlamaDecoderLayer>(i)->forward(h, cos, sin, allowed, cache, i);
+      const auto layer = layers->ptr<LlamaDecoderLayer>(i);
+      if (recompute) {  // the layer's activations recomputed in the backward (detail/activation_checkpoint.hpp)
+        h = detail::checkpointed(
+            [layer, cos, sin, allowed, i](const torch::Tensor& x) {
+              return layer->forward(x, cos, sin, allowed, nullptr, i);
+            },
+            h, layer->parameters());
+      } else {
+        h = layer->forward(h, cos, sin, allowed, cache, i);
+      }
     }
     if (cache != nullptr) {
       cache->advance(length);
@@ -314,6 +329,11 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
     if (config_.tie_word_embeddings) return torch::linear(h, model->embed_tokens->weight);
     return lm_head(h);
   }
+
+  /// Gradient checkpointing on or off (TRL's gradient_checkpointing; the optional member of the CausalLM trait that
+  /// GRPOConfig::gradient_checkpointing turns on): decoder layers recompute their activations in the backward.
+  /// Same gradients, less memory, about one more forward pass of time.
+  void set_gradient_checkpointing(bool on) { model->gradient_checkpointing = on; }
 
   /// Logits [B,1,V] of the last position only (the cache, when given, extended by all L positions): generation's
   /// prefill reads no other position (the optional forward_last of the CausalLM trait).

@@ -90,6 +90,9 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   double warmup_ratio = 0.0;
   /// Clip the global gradient norm to this value; 0 disables clipping.
   double max_grad_norm = 1.0;
+  /// Recompute the decoder layers' activations in the backward instead of keeping them (less memory, about one
+  /// more forward of time); needs a model with set_gradient_checkpointing(bool) (LlamaModel has it).
+  bool gradient_checkpointing = false;
 
   // ---- batching ----
   /// Completions (rows) per micro-batch per process.
@@ -158,6 +161,7 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
     visit("warmup_steps", self.warmup_steps);
     visit("warmup_ratio", self.warmup_ratio);
     visit("max_grad_norm", self.max_grad_norm);
+    visit("gradient_checkpointing", self.gradient_checkpointing);
     visit("per_device_train_batch_size", self.per_device_train_batch_size);
     visit("gradient_accumulation_steps", self.gradient_accumulation_steps);
     visit("steps_per_generation", self.steps_per_generation);

@@ -145,6 +145,15 @@ class GRPOTrainer {
     }
     total_steps_ = resolve_total_steps(config_, static_cast<int64_t>(train_.size()));
     state_.max_steps = total_steps_;
+    if (config_.gradient_checkpointing) {
+      if constexpr (detail::has_gradient_checkpointing<Model>::value) {
+        policy_.model().set_gradient_checkpointing(true);
+      } else {
+        throw InvalidArgument(
+            "grpo::GRPOTrainer: gradient_checkpointing is true but the model type has no "
+            "set_gradient_checkpointing(bool)");
+      }
+    }
     if (config_.beta != 0.0) reference_.emplace(policy_);
     optimizer_ = options_.optimizer ? options_.optimizer(policy_.parameters(), config_)
                                     : make_adamw(policy_.parameters(), config_);
