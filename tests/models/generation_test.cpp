@@ -365,3 +365,39 @@ TEST_CASE("forward_last gives forward's last-position logits and extends the cac
   CHECK(torch::allclose(model.forward(next, next_mask, &last_cache), model.forward(next, next_mask, &full_cache), 1e-6,
                         1e-6));
 }
+
+TEST_CASE("grouped prompts are prefilled once and give the plain path's tokens, greedy and with a seed",
+          "[generation]") {
+  torch::manual_seed(12);
+  grpo::LlamaModel model(grpo::testing::tiny_gqa());
+  // Three prompts, each repeated G = 4 times consecutively, as GRPO's rollouts lay them out.
+  std::vector<std::vector<int64_t>> rows;
+  for (const auto& p : prompts) {
+    for (int g = 0; g < 4; ++g) rows.push_back(p);
+  }
+  const auto [ids, mask] = grpo::testing::left_pad(rows);
+  for (const bool sample : {false, true}) {
+    INFO("sample " << sample);
+    grpo::GenerationOptions options;
+    options.max_new_tokens = 12;
+    options.do_sample = sample;
+    options.seed = 21;
+    options.eos_token_ids = std::vector<int64_t>{3};
+    const auto plain = grpo::generate(model, ids, mask, options);
+    options.prompt_group_size = 4;
+    const auto grouped = grpo::generate(model, ids, mask, options);
+    CHECK(torch::equal(grouped.completion_ids, plain.completion_ids));
+    CHECK(torch::equal(grouped.lengths, plain.lengths));
+    if (sample) {  // the rows of a group differ: each samples with its own seed
+      CHECK_FALSE(torch::equal(grouped.completion_ids[0], grouped.completion_ids[1]));
+    }
+  }
+  grpo::GenerationOptions bad;
+  bad.max_new_tokens = 2;
+  bad.prompt_group_size = 5;
+  CHECK_THROWS_WITH(grpo::generate(model, ids, mask, bad),
+                    grpo_test::Contains("prompt_group_size 5 does not divide the 12 rows"));
+  bad.prompt_group_size = 3;
+  CHECK_THROWS_WITH(grpo::generate(model, ids, mask, bad),
+                    grpo_test::Contains("the rows of a group hold different prompts"));
+}

@@ -51,6 +51,10 @@ struct GenerationOptions {
   std::vector<uint64_t> row_seeds;
   /// Use the model's KV cache (false: recompute the whole sequence at each step; for benchmarks and checks).
   bool use_cache = true;
+  /// Rows come in groups of this many identical prompts (GRPO's G completions per prompt, consecutive): each
+  /// group's prompt is prefilled once and its keys/values copied to the group's rows. 1: every row prefilled.
+  /// B must be a multiple; rows of a group that differ are an error.
+  int64_t prompt_group_size = 1;
 
   /// Throws grpo::InvalidArgument naming the first bad field.
   void validate() const {
@@ -61,6 +65,7 @@ struct GenerationOptions {
     if (top_k < 0) fail("top_k must be >= 0, got " + std::to_string(top_k));
     if (min_p && !(*min_p >= 0 && *min_p <= 1)) fail("min_p must be in [0, 1], got " + std::to_string(*min_p));
     if (!(repetition_penalty > 0)) fail("repetition_penalty must be > 0, got " + std::to_string(repetition_penalty));
+    if (prompt_group_size < 1) fail("prompt_group_size must be >= 1, got " + std::to_string(prompt_group_size));
   }
 };
 
@@ -156,7 +161,29 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
 
     KVCache cache;
     cache.reserve = prompt_length + options.max_new_tokens;
-    auto logits = forward_last_logits(model, ids, mask, options.use_cache ? &cache : nullptr);  // [B,1,V]
+    const int64_t group = options.use_cache ? options.prompt_group_size : 1;
+    torch::Tensor logits;  // [B,1,V]
+    if (group > 1) {       // one prefill per group of identical prompts, then the cache copied to the group's rows
+      if (batch % group != 0) {
+        throw InvalidArgument(where + "prompt_group_size " + std::to_string(group) + " does not divide the " +
+                              std::to_string(batch) + " rows");
+      }
+      const auto grouped_ids = ids.view({batch / group, group, prompt_length});
+      const auto grouped_mask = mask.view({batch / group, group, prompt_length});
+      const auto first_ids = grouped_ids.select(1, 0), first_mask = grouped_mask.select(1, 0);
+      if (!torch::equal(grouped_ids, first_ids.unsqueeze(1).expand_as(grouped_ids)) ||
+          !torch::equal(grouped_mask, first_mask.unsqueeze(1).expand_as(grouped_mask))) {
+        throw InvalidArgument(where + "prompt_group_size is " + std::to_string(group) +
+                              " but the rows of a group hold different prompts");
+      }
+      logits = forward_last_logits(model, first_ids.contiguous(), first_mask.contiguous(), &cache)
+                   .repeat_interleave(group, 0);
+      for (auto& k : cache.keys) k = k.repeat_interleave(group, 0);
+      for (auto& v : cache.values) v = v.repeat_interleave(group, 0);
+      if (cache.attention_mask.defined()) cache.attention_mask = cache.attention_mask.repeat_interleave(group, 0);
+    } else {
+      logits = forward_last_logits(model, ids, mask, options.use_cache ? &cache : nullptr);
+    }
     const bool cached = options.use_cache && !cache.empty();
     const auto vocab = logits.size(-1);
 

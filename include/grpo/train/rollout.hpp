@@ -187,7 +187,14 @@ class RolloutGenerator {
     }
     std::tie(r.prompt_ids, r.prompt_mask) = detail::pad_rows(prompt_lists, tokenizer_.pad_token_id(), /*left=*/true);
     const auto device = policy_.device();
-    GenerationResult generated = policy_.generate(r.prompt_ids.to(device), r.prompt_mask.to(device), options);
+    // Each prompt's G copies are consecutive: prefill it once and share its keys/values with the group's rows.
+    GenerationOptions grouped = options;
+    bool same_in_groups = group_size > 1 && indices.size() % static_cast<std::size_t>(group_size) == 0;
+    for (std::size_t i = 0; same_in_groups && i < indices.size(); ++i) {
+      same_in_groups = indices[i] == indices[i - i % static_cast<std::size_t>(group_size)];
+    }
+    if (same_in_groups) grouped.prompt_group_size = group_size;
+    GenerationResult generated = policy_.generate(r.prompt_ids.to(device), r.prompt_mask.to(device), grouped);
     r.completion_ids = generated.completion_ids.to(torch::kCPU).contiguous();
     r.completion_mask = generated.completion_mask.to(torch::kCPU).contiguous();
     if (r.completion_ids.size(1) == 0) {  // max_completion_length tokens of nothing: keep one padded column
