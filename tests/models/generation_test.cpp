@@ -401,3 +401,33 @@ TEST_CASE("grouped prompts are prefilled once and give the plain path's tokens, 
   CHECK_THROWS_WITH(grpo::generate(model, ids, mask, bad),
                     grpo_test::Contains("the rows of a group hold different prompts"));
 }
+
+TEST_CASE("finished rows leave the batch without changing any row's tokens", "[generation]") {
+  torch::manual_seed(13);
+  grpo::LlamaModel model(grpo::testing::tiny_gqa());
+  std::vector<std::vector<int64_t>> rows;
+  for (int r = 0; r < 12; ++r) rows.push_back(prompts[static_cast<std::size_t>(r) % prompts.size()]);
+  const auto [ids, mask] = grpo::testing::left_pad(rows);
+  grpo::GenerationOptions options;
+  options.max_new_tokens = 24;
+  options.seed = 5;
+  // A third of the vocabulary ends a row: rows finish at different steps and the batch shrinks several times.
+  std::vector<int64_t> ends;
+  for (int64_t id = 0; id < model.config().vocab_size; id += 3) ends.push_back(id);
+  options.eos_token_ids = ends;
+  const auto shrinking = grpo::generate(model, ids, mask, options);
+  // Row by row (nothing to drop): the same tokens and lengths.
+  for (int64_t b = 0; b < 12; ++b) {
+    INFO("row " << b);
+    grpo::GenerationOptions one = options;
+    one.seed.reset();
+    one.row_seeds = {grpo::row_seed(5, static_cast<uint64_t>(b))};
+    const auto row = grpo::testing::row_tensor(rows[static_cast<std::size_t>(b)]);
+    const auto alone = grpo::generate(model, row, torch::ones_like(row), one);
+    const auto length = shrinking.lengths[b].item<int64_t>();
+    REQUIRE(alone.lengths[0].item<int64_t>() == length);
+    CHECK(torch::equal(alone.completion_ids[0].slice(0, 0, length), shrinking.completion_ids[b].slice(0, 0, length)));
+  }
+  const auto lengths = shrinking.lengths;
+  CHECK(lengths.min().item<int64_t>() < lengths.max().item<int64_t>());  // rows did end at different steps
+}

@@ -194,24 +194,56 @@ GenerationResult generate(M& model, const torch::Tensor& prompt_ids, const torch
       seen = seen.slice(1, 0, vocab);
     }
 
-    auto finished = torch::zeros({batch}, long_options.dtype(torch::kBool));
+    // Rows still generating are the "active" ones (indices into the batch); with the cache, once at most half of
+    // them are unfinished, the finished ones leave: their cache, mask, penalty state and generators are dropped,
+    // so later steps compute only live rows. Each row samples with its own generator, so this changes no token.
+    auto finished = torch::zeros({batch}, long_options.dtype(torch::kBool));  // over the whole batch
     auto lengths = torch::zeros({batch}, long_options);
-    std::vector<torch::Tensor> tokens;
+    auto active = torch::arange(batch, long_options);
+    auto active_finished = finished.clone();  // [A]
+    std::vector<torch::Tensor> tokens;        // [B] per step
     for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+      const bool all_active = active.size(0) == batch;
       auto next = detail::choose_tokens(logits.select(1, -1), seen, options, rngs).to(device);
-      const auto alive = finished.logical_not();
+      const auto alive = active_finished.logical_not();
       next = torch::where(alive, next, torch::full_like(next, options.pad_token_id));
-      tokens.push_back(next);
-      lengths += alive.to(torch::kLong);
-      for (const auto id : end_ids) finished = finished | (next == id);
-      if (seen.defined()) seen.scatter_(1, next.unsqueeze(1), true);
-      if (step + 1 == options.max_new_tokens || finished.all().item<bool>()) break;
-      mask = torch::cat({mask, alive.to(torch::kLong).unsqueeze(1)}, 1);
-      if (cached) {
-        logits = model.forward(next.unsqueeze(1), mask, &cache);
+      if (all_active) {
+        tokens.push_back(next);
+        lengths += alive.to(torch::kLong);
       } else {
-        logits = forward_last_logits(model, torch::cat({ids, torch::stack(tokens, 1)}, 1), mask, nullptr);
+        tokens.push_back(torch::full({batch}, options.pad_token_id, long_options).index_copy(0, active, next));
+        lengths.index_add_(0, active, alive.to(torch::kLong));
       }
+      for (const auto id : end_ids) active_finished = active_finished | (next == id);
+      finished = all_active ? active_finished : finished.index_copy(0, active, active_finished);
+      if (seen.defined()) seen.scatter_(1, next.unsqueeze(1), true);
+      if (step + 1 == options.max_new_tokens || active_finished.all().item<bool>()) break;
+      mask = torch::cat({mask, alive.to(torch::kLong).unsqueeze(1)}, 1);
+      if (!cached) {
+        logits = forward_last_logits(model, torch::cat({ids, torch::stack(tokens, 1)}, 1), mask, nullptr);
+        continue;
+      }
+      const auto live = active_finished.logical_not();
+      const auto live_count = live.sum().item<int64_t>();
+      if (live_count * 2 <= active.size(0)) {
+        const auto keep = live.nonzero().squeeze(1);
+        active = active.index_select(0, keep);
+        active_finished = active_finished.index_select(0, keep);
+        next = next.index_select(0, keep);
+        mask = mask.index_select(0, keep);
+        if (seen.defined()) seen = seen.index_select(0, keep);
+        for (auto& k : cache.keys) k = k.index_select(0, keep);
+        for (auto& v : cache.values) v = v.index_select(0, keep);
+        if (cache.attention_mask.defined()) cache.attention_mask = cache.attention_mask.index_select(0, keep);
+        if (!rngs.empty()) {
+          const auto kept = keep.to(torch::kCPU);
+          std::vector<std::mt19937_64> live_rngs;
+          for (int64_t i = 0; i < kept.size(0); ++i)
+            live_rngs.push_back(rngs[static_cast<std::size_t>(kept[i].item<int64_t>())]);
+          rngs = std::move(live_rngs);
+        }
+      }
+      logits = model.forward(next.unsqueeze(1), mask, &cache);
     }
     auto completion_ids = tokens.empty() ? torch::empty({batch, 0}, long_options) : torch::stack(tokens, 1);
     const auto positions = torch::arange(completion_ids.size(1), long_options).unsqueeze(0);
