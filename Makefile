@@ -20,7 +20,7 @@ TORCH_DIR_ARG = $(if $(TORCH_DIR),$(if $(wildcard $(TORCH_DIR)/TorchConfig.cmake
   -DTorch_DIR=$(TORCH_DIR_ABS) -DCaffe2_DIR=$(abspath $(TORCH_DIR_ABS)/../Caffe2),-DCMAKE_PREFIX_PATH=$(TORCH_DIR_ABS)),)
 TORCH_WHEEL_PYTHON = $(TORCH_WHEEL_VENV)/bin/python
 
-.PHONY: all deps configure build demo test chat test-torch-wheel bench clean check-fresh-debian format format-check
+.PHONY: all deps configure build demo demo-real test chat test-torch-wheel bench clean check-fresh-debian format format-check
 
 # Same as build.
 all: build
@@ -53,6 +53,13 @@ Q ?= What is the capital of France? Answer in one sentence.
 chat: build
 	cmake -DDEST=$(BUILD_DIR)/models -P cmake/fetch-smollm2.cmake
 	$(BUILD_DIR)/examples/chat "$(Q)"
+
+# GRPO on a real model (examples/real_grpo.cpp, about 15 minutes on 2 cores): SmolLM2-135M-Instruct learns
+# arithmetic word problems with an answer format; outputs in BUILD_DIR/demo-real. OMP_WAIT_POLICY=passive keeps
+# LibTorch's OpenMP threads from busy-waiting when other work shares the cores.
+demo-real: build
+	cmake -DDEST=$(BUILD_DIR)/models -P cmake/fetch-smollm2.cmake
+	OMP_WAIT_POLICY=passive $(BUILD_DIR)/examples/real_grpo --output-dir $(BUILD_DIR)/demo-real
 
 # The whole suite against the LibTorch of the PyPI wheel torch==TORCH_WHEEL_VERSION (CPU), in TORCH_WHEEL_BUILD_DIR.
 # The venv is made once and pip runs only when that torch is not importable there; the wheel's LibTorch is found
