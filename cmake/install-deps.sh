@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake make pkg-config
+  build-essential cmake make pkg-config ca-certificates
   libtorch-dev libgloo-dev libopenblas0-pthread
   libeigen3-dev nlohmann-json3-dev libpcre2-dev catch2 libbenchmark-dev
 )
