@@ -204,10 +204,10 @@ HeldOutResult answer_held_out(grpo::LlamaModel& model, const grpo::BpeTokenizer&
   return result;
 }
 
-// "41.3% +- 2.8" : a share with its binomial standard error, in percent.
+// "41.3% +- 2.8": a share with its binomial standard error, in percent.
 std::string percent(double p, std::size_t n) {
   char text[64];
-  std::snprintf(text, sizeof text, "%5.1f%% +- %.1f", 100 * p, 100 * std::sqrt(p * (1 - p) / static_cast<double>(n)));
+  std::snprintf(text, sizeof text, "%.1f%% +- %.1f", 100 * p, 100 * std::sqrt(p * (1 - p) / static_cast<double>(n)));
   return text;
 }
 
@@ -223,6 +223,23 @@ double paired_standard_error(const HeldOutResult& before, const HeldOutResult& a
   }
   const double mean = sum / n, variance = sum_squares / n - mean * mean;
   return 100 * std::sqrt(std::max(0.0, variance) / n);
+}
+
+// "format 51.0% +- 3.5, correct 29.5% +- 3.2, last number correct 46.5% +- 3.5"
+std::string shares(const HeldOutResult& r) {
+  using grpo_examples::ReplyScore;
+  const auto n = r.scores.size();
+  return "format " + percent(r.share(&ReplyScore::formatted), n) + ", correct " +
+         percent(r.share(&ReplyScore::correct), n) + ", last number correct " +
+         percent(r.share(&ReplyScore::last_number_correct), n);
+}
+
+// {"format": 0.51, "correct": 0.295, "last_number_correct": 0.465}
+nlohmann::json shares_json(const HeldOutResult& r) {
+  using grpo_examples::ReplyScore;
+  return {{"format", r.share(&ReplyScore::formatted)},
+          {"correct", r.share(&ReplyScore::correct)},
+          {"last_number_correct", r.share(&ReplyScore::last_number_correct)}};
 }
 
 // Peak resident memory of this process so far, in MB (Linux reports ru_maxrss in kB).
@@ -277,21 +294,17 @@ int main(int argc, char** argv) {
 
     const HeldOutResult before =
         answer_held_out(*pretrained.model, pretrained.tokenizer, held_out, args.eval_batch, args.max_completion_length);
-    std::printf("before GRPO (greedy, %zu problems, %.0f s): format %s, correct %s, last number correct %s\n",
-                held_out.size(), before.seconds,
-                percent(before.share(&grpo_examples::ReplyScore::formatted), held_out.size()).c_str(),
-                percent(before.share(&grpo_examples::ReplyScore::correct), held_out.size()).c_str(),
-                percent(before.share(&grpo_examples::ReplyScore::last_number_correct), held_out.size()).c_str());
+    std::printf("before GRPO (greedy, %zu problems, %.0f s): %s\n", held_out.size(), before.seconds,
+                shares(before).c_str());
     std::fflush(stdout);
 
-    const int64_t trainable = train_top_layers_only(*pretrained.model, args.trainable_layers);
+    double parameters = 0;
+    for (const auto& p : pretrained.model->parameters()) parameters += static_cast<double>(p.numel());
+    const auto layers = pretrained.model->config().num_hidden_layers;
+    const auto trainable = static_cast<double>(train_top_layers_only(*pretrained.model, args.trainable_layers));
     std::printf("training the top %lld of %lld layers: %.1f M of %.1f M parameters\n",
-                static_cast<long long>(std::min(args.trainable_layers, pretrained.model->config().num_hidden_layers)),
-                static_cast<long long>(pretrained.model->config().num_hidden_layers), trainable / 1e6, [&] {
-                  double n = 0;
-                  for (const auto& p : pretrained.model->parameters()) n += static_cast<double>(p.numel());
-                  return n / 1e6;
-                }());
+                static_cast<long long>(std::min(args.trainable_layers, layers)), static_cast<long long>(layers),
+                trainable / 1e6, parameters / 1e6);
 
     grpo::GRPOConfig config;
     config.output_dir = args.output_dir;
@@ -305,9 +318,8 @@ int main(int argc, char** argv) {
     config.lr_scheduler_type = grpo::LrSchedulerType::constant;
     config.beta = 0.0;           // no reference model: less time and memory
     config.epsilon_high = 0.28;  // DAPO clip-higher
-    // DAPO's overlong filtering: a reply cut at max_completion_length gets no gradient. Without it, cut replies
-    // (no "Answer:" line, reward 0) teach the model that short is good, and it learned to skip its working and
-    // guess ("Answer: 8" at once): held-out format rose but correctness fell from 31% to 9% (32 problems).
+    // DAPO's overlong filtering: a reply cut at max_completion_length (it has no "Answer:" line, so reward 0)
+    // gets no gradient, rather than teaching the model that shorter is better whatever it says.
     config.mask_truncated_completions = true;
     config.max_steps = args.steps;
     config.logging_steps = 1;
@@ -367,18 +379,9 @@ int main(int argc, char** argv) {
     std::printf("\nwall time %.0f s (training %.0f s, evaluations %.0f + %.0f s), peak RSS %.0f MB\n", total,
                 train_seconds, before.seconds, after.seconds, peak_rss_mb());
 
-    nlohmann::json summary{{"held_out", n},
-                           {"before",
-                            {{"format", before.share(&ReplyScore::formatted)},
-                             {"correct", before.share(&ReplyScore::correct)},
-                             {"last_number_correct", before.share(&ReplyScore::last_number_correct)}}},
-                           {"after",
-                            {{"format", after.share(&ReplyScore::formatted)},
-                             {"correct", after.share(&ReplyScore::correct)},
-                             {"last_number_correct", after.share(&ReplyScore::last_number_correct)}}},
-                           {"wall_seconds", total},
-                           {"train_seconds", train_seconds},
-                           {"peak_rss_mb", peak_rss_mb()}};
+    const nlohmann::json summary{
+        {"held_out", n},         {"before", shares_json(before)},  {"after", shares_json(after)},
+        {"wall_seconds", total}, {"train_seconds", train_seconds}, {"peak_rss_mb", peak_rss_mb()}};
     std::ofstream(std::filesystem::path(args.output_dir) / "summary.json") << summary.dump(2) << "\n";
     std::printf(
         "logs: %s/metrics.jsonl, completions.jsonl, held_out.jsonl, summary.json\nchart: %s/training_chart.svg\n",
