@@ -2,7 +2,7 @@
 // problems in a fixed format, some working and then the line "Answer: <number>". Two rewards read the completions:
 // "correct" (the number of the "Answer:" line equals the dataset's "answer" column: the ground truth reaches the
 // reward function as a column of the batch) and "format". On this 2-core machine the whole run, evaluations before
-// and after training included, takes 11-15 minutes depending on the other load.
+// and after training included, took 12 minutes (twice that while another build shared the cores).
 //
 // 1. Training problems and a held-out set come from the task's generator (examples/word_problems.hpp) with two
 //    different seeds; each is rendered with the model's chat template (chat_prompt below), the answer format
@@ -119,10 +119,10 @@ std::string default_model() {
   return (build / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").string();
 }
 
-// The conversation of one problem. Measured on 32 problems, SmolLM2-135M-Instruct keeps to the answer format far
-// more often when the instruction follows the question in the user's turn than when the system prompt states it
-// (16/32 replies against 0-2/32), and a short system prompt saves prompt tokens, which every generation and every
-// training forward pays for.
+// The conversation of one problem. Measured greedily on 24-32 problems: with the format stated in the system prompt
+// SmolLM2-135M-Instruct kept to it in 0 of 24 replies, with it after the question in 9 of 24 (the template's
+// default system prompt) and in 16 of 32 with the short system prompt below, which also saves prompt tokens that
+// every generation and every training forward pays for. Wordings such as "Show your working, then ..." did worse.
 const char* const system_prompt = "You are a helpful assistant.";
 const char* const format_instruction = "\nEnd your reply with the line \"Answer: <number>\".";
 
@@ -330,9 +330,9 @@ int main(int argc, char** argv) {
     rewards.push_back(grpo_examples::answer_format_reward());
     config.weights = {1.0, 0.5};
 
-    grpo::TrainerOptions options;  // defaults: console, metrics.jsonl, completions.jsonl and chart reporters
-    grpo::GRPOTrainer<grpo::LlamaModel, grpo::BpeTokenizer> trainer(
-        pretrained.model, pretrained.tokenizer, std::move(rewards), config, train, std::nullopt, options);
+    // The default reporters write metrics.jsonl, completions.jsonl and the chart, and print a line per step.
+    grpo::GRPOTrainer<grpo::LlamaModel, grpo::BpeTokenizer> trainer(pretrained.model, pretrained.tokenizer,
+                                                                    std::move(rewards), config, train);
     std::printf("GRPO: %lld steps, %d prompts x G = %d completions of at most %lld tokens per step, lr %g\n",
                 static_cast<long long>(config.max_steps), args.prompts, args.generations,
                 static_cast<long long>(args.max_completion_length), args.learning_rate);

@@ -48,9 +48,26 @@ inline int64_t uniform(std::mt19937_64& rng, int64_t low, int64_t high) {
   return low + static_cast<int64_t>(rng() % static_cast<uint64_t>(high - low + 1));
 }
 
+// One of `values`, uniformly.
 template <class T>
 const T& pick(std::mt19937_64& rng, const std::vector<T>& values) {
   return values[static_cast<std::size_t>(uniform(rng, 0, static_cast<int64_t>(values.size()) - 1))];
+}
+
+inline std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  return text;
+}
+
+// The whole of `text` as an integer ("12", "-3"); nullopt for anything else ("12.5", "1,000", "twelve", "").
+inline std::optional<int64_t> parse_integer(std::string_view text) {
+  const std::size_t first_digit = !text.empty() && text.front() == '-' ? 1 : 0;
+  if (text.size() == first_digit || text.size() > 18) return std::nullopt;  // empty, or maybe beyond int64
+  for (std::size_t i = first_digit; i < text.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i]))) return std::nullopt;
+  }
+  return std::stoll(std::string(text));
 }
 
 }  // namespace detail
@@ -115,29 +132,20 @@ inline std::vector<WordProblem> word_problems(std::size_t count, uint64_t seed,
 /// The number of the reply's required last line "Answer: <integer>" (spaces, a final period and **bold** markers
 /// around it are tolerated); nullopt when the last non-empty line is not of that form.
 inline std::optional<int64_t> final_answer(std::string_view reply) {
-  const std::string_view text = grpo::detail::trim(reply);
-  const std::size_t newline = text.rfind('\n');
-  std::string_view line = grpo::detail::trim(newline == std::string_view::npos ? text : text.substr(newline + 1));
-  const auto strip = [&line](std::string_view affix) {
-    if (line.substr(0, affix.size()) == affix) line.remove_prefix(affix.size());
-    if (line.size() >= affix.size() && line.substr(line.size() - affix.size()) == affix) {
-      line.remove_suffix(affix.size());
-    }
+  const std::string_view text = detail::trim(reply);
+  std::string_view line = detail::trim(text.substr(text.rfind('\n') + 1));  // npos + 1 == 0: the whole text
+  const auto strip_bold = [&line] {
+    if (line.substr(0, 2) == "**") line.remove_prefix(2);
+    if (line.size() >= 2 && line.substr(line.size() - 2) == "**") line.remove_suffix(2);
   };
-  strip("**");
+  strip_bold();  // "**Answer: 5**"
   const std::string_view key = "Answer:";
   if (line.substr(0, key.size()) != key) return std::nullopt;
   line.remove_prefix(key.size());
-  strip("**");
-  line = grpo::detail::trim(line);
+  strip_bold();  // "**Answer:** 5"
+  line = detail::trim(line);
   if (!line.empty() && line.back() == '.') line.remove_suffix(1);
-  std::size_t digits = line.size() > 0 && line[0] == '-' ? 1 : 0;
-  if (digits == line.size()) return std::nullopt;
-  for (std::size_t i = digits; i < line.size(); ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(line[i]))) return std::nullopt;
-  }
-  if (line.size() > 18) return std::nullopt;  // beyond int64
-  return std::stoll(std::string(line));
+  return detail::parse_integer(line);
 }
 
 /// How one reply scores against its ground truth.
@@ -145,7 +153,8 @@ struct ReplyScore {
   /// The reply is in the required format: some working, then the last line "Answer: <integer>". A bare
   /// "Answer: 8" is not: with the format rewarded without working, GRPO taught the model to guess at once.
   bool formatted = false;
-  /// ... and that integer is the ground truth (the accuracy the demo trains and reports).
+  /// The number of the last line "Answer: <integer>" is the ground truth, with or without working (the accuracy
+  /// the demo trains and reports).
   bool correct = false;
   /// The last number anywhere in the reply is the ground truth, whatever the format (a diagnostic only: it tells
   /// whether a gain in accuracy comes from the format alone).
@@ -156,13 +165,11 @@ struct ReplyScore {
 inline ReplyScore score_reply(std::string_view reply, int64_t answer) {
   ReplyScore s;
   const auto stated = final_answer(reply);
-  const std::string_view text = grpo::detail::trim(reply);
-  const bool has_working = text.find('\n') != std::string_view::npos;  // a line above the last one
+  const bool has_working = detail::trim(reply).find('\n') != std::string_view::npos;  // a line above the last
   s.formatted = stated && has_working;
-  s.correct = stated && *stated == answer;
-  const auto last = grpo::detail::last_number(reply);
-  const auto value = last ? grpo::detail::parse_number(*last) : std::nullopt;
-  s.last_number_correct = value && *value == static_cast<double>(answer);
+  s.correct = stated == answer;
+  const auto last = grpo::extract_answer(reply);  // accuracy_reward's extraction: here the last number
+  s.last_number_correct = last && detail::parse_integer(*last) == answer;
   return s;
 }
 
