@@ -56,7 +56,9 @@ grpo::GRPOConfig non_default_config() {
   c.warmup_ratio = 0.1;
   c.max_grad_norm = 0.5;
   c.gradient_checkpointing = true;
+  c.bf16 = true;
   c.per_device_train_batch_size = 6;
+  c.log_prob_micro_batch_size = 12;
   c.gradient_accumulation_steps = 2;
   c.steps_per_generation = 4;
   c.num_processes = 2;
@@ -243,7 +245,8 @@ TEST_CASE("GRPOConfig's JSON is exactly TRL's option names, with today's default
     "ref_model_mixup_alpha": 0.6, "ref_model_sync_steps": 512,
     "learning_rate": 1e-6, "adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "weight_decay": 0.0,
     "lr_scheduler_type": "linear", "warmup_steps": 0, "warmup_ratio": 0.0, "max_grad_norm": 1.0,
-    "gradient_checkpointing": false, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1, "steps_per_generation": null,
+    "gradient_checkpointing": false, "bf16": false, "per_device_train_batch_size": 8,
+    "log_prob_micro_batch_size": 0, "gradient_accumulation_steps": 1, "steps_per_generation": null,
     "num_processes": 1, "shuffle_dataset": true, "max_steps": -1, "num_train_epochs": 3.0, "seed": 42,
     "dynamic_sampling": false, "max_dynamic_sampling_retries": 4, "logging_steps": 10, "save_steps": 500,
     "save_total_limit": null, "eval_steps": null, "output_dir": "grpo_output", "log_completions": true
@@ -254,7 +257,7 @@ TEST_CASE("GRPOConfig's JSON is exactly TRL's option names, with today's default
   for (const auto& item : actual.items()) actual_keys.insert(item.key());
   CHECK(actual_keys == expected_keys);
   CHECK(actual == expected);
-  CHECK(expected.size() == 51);
+  CHECK(expected.size() == 53);
 }
 
 TEST_CASE("every field of every options struct is in its visitor and round-trips through JSON", "[config]") {
@@ -271,7 +274,7 @@ TEST_CASE("every field of every options struct is in its visitor and round-trips
   CHECK(visited_keys<grpo::GRPOConfig>().size() == loss_fields + advantage_fields + config_own_fields);
   CHECK(loss_fields == 10);
   CHECK(advantage_fields == 4);
-  CHECK(config_own_fields == 37);
+  CHECK(config_own_fields == 39);
 
   // The config's list starts with the bases' lists, keys unchanged.
   const auto config_keys = visited_keys<grpo::GRPOConfig>();
@@ -421,6 +424,9 @@ TEST_CASE("GRPOConfig::validate names each bad field and its value", "[config]")
       {"zero batch",
        [](auto& c) { c.per_device_train_batch_size = 0; },
        {"per_device_train_batch_size must be >= 1, got 0"}},
+      {"negative log-prob micro-batch",
+       [](auto& c) { c.log_prob_micro_batch_size = -2; },
+       {"log_prob_micro_batch_size must be >= 0", "got -2"}},
       {"zero accumulation",
        [](auto& c) { c.gradient_accumulation_steps = 0; },
        {"gradient_accumulation_steps must be >= 1"}},

@@ -221,3 +221,85 @@ TEST_CASE("gradient checkpointing recomputes the layers in the backward and give
   CHECK(torch::equal(recomputing->forward(prompt_ids, prompt_mask, nullptr),
                      plain->forward(prompt_ids, prompt_mask, nullptr)));
 }
+
+TEST_CASE("mixed precision: bf16 matmuls under autocast, float32 parameters, gradients and log-probs", "[policy]") {
+  torch::manual_seed(8);
+  auto model = std::make_shared<grpo::LlamaModel>(grpo::testing::tiny_qwen2());
+  const auto [prompt_ids, prompt_mask] = grpo::testing::left_pad({{3, 4, 5, 6}, {7, 8}});
+  const auto completion_ids = torch::tensor({{20, 21, 22}, {23, 24, 0}}, torch::kLong);
+  const auto completion_mask = torch::tensor({{1, 1, 1}, {1, 1, 0}}, torch::kLong);
+  const auto weights = torch::tensor({{0.3, -1.0, 2.0}, {1.5, 0.7, 0.0}});
+  const auto logps_and_grads = [&](grpo::Policy<grpo::LlamaModel>& policy) {
+    policy.model().zero_grad();
+    const auto out = policy.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, 0.9, 0, true);
+    (out.logps * weights).sum().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : policy.model().parameters()) grads.push_back(p.grad().clone());
+    return std::make_tuple(out.logps.detach(), out.entropies, grads);
+  };
+  grpo::Policy<grpo::LlamaModel> full(model);
+  const auto [logps32, entropies32, grads32] = logps_and_grads(full);
+
+  auto mixed_model = std::dynamic_pointer_cast<grpo::LlamaModel>(model->clone());
+  REQUIRE(mixed_model);
+  grpo::Policy<grpo::LlamaModel> mixed(mixed_model);
+  mixed.set_mixed_precision(torch::kBFloat16);
+  const auto [logps16, entropies16, grads16] = logps_and_grads(mixed);
+  // The loss sees float32 log-probs and entropies; bf16 matmuls make them differ from float32 by bf16's rounding.
+  CHECK(logps16.scalar_type() == torch::kFloat);
+  CHECK(entropies16.scalar_type() == torch::kFloat);
+  const double logp_error = (logps16 - logps32).abs().max().item<double>();
+  INFO("largest log-prob difference bf16 vs float32: " << logp_error);
+  CHECK(logp_error > 0.0);
+  CHECK(logp_error < 0.1);
+  // Parameters (the master weights) and their gradients stay float32; the scope restored autocast.
+  for (std::size_t i = 0; i < grads16.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(mixed_model->parameters()[i].scalar_type() == torch::kFloat);
+    CHECK(grads16[i].scalar_type() == torch::kFloat);
+    const double scale = grads32[i].abs().max().item<double>() + 1e-6;
+    CHECK((grads16[i] - grads32[i]).abs().max().item<double>() / scale < 0.1);
+  }
+  CHECK_FALSE(grpo::detail::autocast_state(c10::DeviceType::CPU).enabled);
+
+  // Gradient checkpointing recomputes under the forward's autocast state: the same gradients as without it.
+  auto recomputing = std::dynamic_pointer_cast<grpo::LlamaModel>(model->clone());
+  REQUIRE(recomputing);
+  recomputing->set_gradient_checkpointing(true);
+  grpo::Policy<grpo::LlamaModel> mixed_recomputing(recomputing);
+  mixed_recomputing.set_mixed_precision(torch::kBFloat16);
+  const auto [logps_r, entropies_r, grads_r] = logps_and_grads(mixed_recomputing);
+  CHECK(torch::equal(logps_r, logps16));
+  for (std::size_t i = 0; i < grads_r.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(torch::allclose(grads_r[i], grads16[i], 1e-5, 1e-7));
+  }
+
+  // The reference model scores under the policy's setting.
+  const grpo::Reference<grpo::LlamaModel> reference(mixed);
+  CHECK(reference.completion_logps(prompt_ids, prompt_mask, completion_ids, completion_mask, 0.9).logps.equal(logps16));
+}
+
+TEST_CASE("the chunked LM head under autocast multiplies in bf16 and normalises in float32", "[policy]") {
+  torch::manual_seed(9);
+  const auto hidden = torch::randn({5, 16}, torch::requires_grad());
+  const auto weight = torch::randn({40, 16}, torch::requires_grad());
+  const auto targets = torch::tensor({1, 7, 39, 0, 22}, torch::kLong);
+  grpo::LmHeadLogps chunked;
+  {
+    const grpo::detail::AutocastScope autocast(c10::DeviceType::CPU, {true, torch::kBFloat16});
+    chunked = grpo::lm_head_logps_with_entropy(hidden, weight, targets, 0.7, /*chunk_rows=*/2, true);
+  }
+  // The head scales the hidden rows by 1/T before the product (cheaper than scaling the logits).
+  const auto scaled = (hidden.detach() / 0.7).to(torch::kBFloat16);
+  const auto logits = torch::mm(scaled, weight.detach().to(torch::kBFloat16).t()).to(torch::kFloat);
+  const auto expected = torch::log_softmax(logits, -1).gather(1, targets.unsqueeze(1)).squeeze(1);
+  CHECK(chunked.logps.scalar_type() == torch::kFloat);
+  CHECK(torch::allclose(chunked.logps, expected, 1e-4, 1e-4));
+  const auto exact = torch::log_softmax(torch::mm(hidden, weight.t()) / 0.7, -1).gather(1, targets.unsqueeze(1));
+  CHECK_FALSE(torch::allclose(chunked.logps, exact.squeeze(1), 1e-6, 1e-6));  // bf16 products, not float32 ones
+  chunked.logps.sum().backward();
+  CHECK(hidden.grad().scalar_type() == torch::kFloat);
+  CHECK(weight.grad().scalar_type() == torch::kFloat);
+  CHECK(torch::isfinite(weight.grad()).all().item<bool>());
+}

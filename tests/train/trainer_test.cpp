@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 #include "arithmetic_task.hpp"
 
@@ -130,6 +131,9 @@ TEST_CASE("a few GRPO steps change every parameter and log every metric", "[trai
                            "learning_rate",
                            "grad_norm",
                            "step_time",
+                           "timing/rollout",
+                           "timing/log_probs",
+                           "timing/update",
                            "loss"}) {
     INFO("metric " << name);
     CHECK(records.back().contains(name));
@@ -586,5 +590,64 @@ TEST_CASE("gradient_checkpointing trains to the same parameters as without it", 
   for (std::size_t i = 0; i < finals[0].size(); ++i) {
     INFO("parameter " << i);
     CHECK(torch::allclose(finals[0][i], finals[1][i], 1e-5, 1e-6));
+  }
+}
+
+TEST_CASE("bf16 trains under autocast with float32 master weights and AdamW state", "[train]") {
+  grpo_test::ScopedTempDir dir;
+  auto config = small_config(dir.path());
+  config.bf16 = true;
+  config.beta = 0.04;  // the reference model scores under autocast too
+  config.max_steps = 2;
+  auto model = tiny_model(10);
+  const auto before = snapshot(*model);
+  Trainer trainer(model, tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+  REQUIRE(trainer.policy().mixed_precision() == torch::kBFloat16);
+  silenced(trainer).train();
+  for (const auto& [name, tensor] : snapshot(*model)) {
+    INFO("parameter " << name);
+    CHECK(tensor.scalar_type() == torch::kFloat);
+    CHECK_FALSE(torch::equal(tensor, before.at(name)));
+  }
+  const auto& state = trainer.optimizer().state();
+  REQUIRE_FALSE(state.empty());
+  for (const auto& [key, value] : state) {
+    const auto& adam = static_cast<const torch::optim::AdamWParamState&>(*value);
+    CHECK(adam.exp_avg().scalar_type() == torch::kFloat);
+    CHECK(adam.exp_avg_sq().scalar_type() == torch::kFloat);
+  }
+  const auto records = read_jsonl(dir.path() / "metrics.jsonl");
+  REQUIRE(records.size() == 2);
+  for (const auto& r : records) CHECK(std::isfinite(r.at("loss").get<double>()));
+  CHECK_FALSE(grpo::detail::autocast_state(c10::DeviceType::CPU).enabled);
+}
+
+TEST_CASE("log_prob_micro_batch_size changes how many rows a log-prob forward takes, not the training", "[train]") {
+  grpo_test::ScopedTempDir dir;
+  std::vector<std::vector<nlohmann::json>> logs;
+  for (const int rows : {0, 3}) {
+    const auto out = dir.path() / std::to_string(rows);
+    auto config = small_config(out);
+    config.log_prob_micro_batch_size = rows;  // 0: per_device_train_batch_size (8); 3: forwards of 3, 3 and 2 rows
+    config.num_iterations = 2;                // the old-policy pass runs
+    config.beta = 0.04;                       // and the reference pass
+    config.max_steps = 3;
+    auto model = tiny_model(11);
+    Trainer trainer(model, tokenizer(), rewards(), config, data(), std::nullopt, quiet());
+    silenced(trainer).train();
+    logs.push_back(read_jsonl(out / "metrics.jsonl"));
+  }
+  // The same completions and the same log-probs up to float rounding: the same KL to the reference and loss.
+  REQUIRE(logs[0].size() == 3);
+  REQUIRE(logs[1].size() == 3);
+  for (std::size_t step = 0; step < 3; ++step) {
+    INFO("step " << step + 1);
+    CHECK(logs[0][step].contains("reward") == logs[1][step].contains("reward"));  // steps with a new generation
+    if (logs[0][step].contains("reward")) CHECK(logs[0][step].at("reward") == logs[1][step].at("reward"));
+    for (const char* key : {"kl", "loss"}) {
+      INFO(key);
+      const double a = logs[0][step].at(key).get<double>(), b = logs[1][step].at(key).get<double>();
+      CHECK(std::abs(a - b) <= 1e-5 * std::max(1.0, std::abs(a)));
+    }
   }
 }

@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 
+#include "grpo/detail/autocast.hpp"
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/error.hpp"
 
@@ -58,10 +59,13 @@ inline torch::ScalarType lm_head_compute_dtype(torch::ScalarType t) {
 struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFunction> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& hidden,
                                                 const torch::Tensor& weight, const torch::Tensor& targets,
-                                                double temperature, int64_t chunk_rows, bool want_entropy) {
+                                                double temperature, int64_t chunk_rows, bool want_entropy,
+                                                int64_t matmul_dtype) {
     const auto compute = lm_head_compute_dtype(hidden.scalar_type());
+    const auto matmul = static_cast<torch::ScalarType>(matmul_dtype);
+    const AutocastScope explicit_dtypes(hidden.device().type(), AutocastState{});
     const auto rows = hidden.size(0);
-    const auto w = weight.to(compute);  // no copy unless the inputs are half types
+    const auto w = weight.to(matmul);  // no copy unless the inputs are half types or under autocast
     const auto options = hidden.options().dtype(compute);
     auto logsumexp = torch::empty({rows}, options);
     auto logps = torch::empty({rows}, options);
@@ -70,7 +74,7 @@ struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFun
       const auto end = std::min(start + chunk_rows, rows);
       // Scaling the [c,H] hidden rows by 1/T is cheaper than scaling the [c,V] logits and gives the same logits.
       const auto scaled = hidden.slice(0, start, end).to(compute) / temperature;
-      auto logits = torch::mm(scaled, w.t());  // [c,V], the only chunk-sized buffer in the common case
+      auto logits = torch::mm(scaled.to(matmul), w.t()).to(compute);  // [c,V], the one chunk-sized buffer in fp32
       const auto row_max = std::get<0>(logits.max(1, /*keepdim=*/true));
       logits.sub_(row_max);
       const auto target_shifted = logits.gather(1, targets.slice(0, start, end).unsqueeze(1)).squeeze(1);
@@ -91,6 +95,7 @@ struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFun
     ctx->save_for_backward({hidden, weight, targets, logsumexp});
     ctx->saved_data["temperature"] = temperature;
     ctx->saved_data["chunk_rows"] = chunk_rows;
+    ctx->saved_data["matmul_dtype"] = matmul_dtype;
     ctx->mark_non_differentiable({entropies});
     return {logps.to(hidden.scalar_type()), entropies.to(hidden.scalar_type())};
   }
@@ -110,10 +115,14 @@ struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFun
     torch::Tensor grad_hidden, grad_weight;
     const auto& grad_logps = grad_outputs[0];
     if ((!need_hidden && !need_weight) || !grad_logps.defined()) {
-      return {grad_hidden, grad_weight, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+      return {grad_hidden,     grad_weight,     torch::Tensor(), torch::Tensor(),
+              torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
     const auto compute = lm_head_compute_dtype(hidden.scalar_type());
+    const auto matmul = static_cast<torch::ScalarType>(ctx->saved_data["matmul_dtype"].toInt());
+    const AutocastScope explicit_dtypes(hidden.device().type(), AutocastState{});
     const auto w = weight.to(compute);
+    const auto w_matmul = weight.to(matmul);
     const auto grad = grad_logps.to(compute);
     const auto rows = hidden.size(0);
     if (need_hidden) grad_hidden = torch::empty({rows, hidden.size(1)}, hidden.options().dtype(compute));
@@ -121,8 +130,8 @@ struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFun
     for (int64_t start = 0; start < rows; start += chunk_rows) {
       const auto end = std::min(start + chunk_rows, rows);
       const auto scaled = hidden.slice(0, start, end).to(compute) / temperature;
-      const auto grad_rows = grad.slice(0, start, end).unsqueeze(1);  // [c,1]
-      auto grad_logits = torch::mm(scaled, w.t());                    // recomputed logits, then softmax in place
+      const auto grad_rows = grad.slice(0, start, end).unsqueeze(1);              // [c,1]
+      auto grad_logits = torch::mm(scaled.to(matmul), w_matmul.t()).to(compute);  // the forward's logits again
       grad_logits.sub_(logsumexp.slice(0, start, end).unsqueeze(1)).exp_().mul_(-grad_rows);
       grad_logits.scatter_add_(1, targets.slice(0, start, end).unsqueeze(1), grad_rows);
       if (need_hidden) {
@@ -133,7 +142,8 @@ struct ChunkedLmHeadFunction : public torch::autograd::Function<ChunkedLmHeadFun
     }
     if (need_hidden) grad_hidden = grad_hidden.div_(temperature).to(hidden.scalar_type());
     if (need_weight) grad_weight = grad_weight.to(weight.scalar_type());
-    return {grad_hidden, grad_weight, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {grad_hidden,     grad_weight,     torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -192,8 +202,14 @@ inline LmHeadLogps lm_head_logps_with_entropy(const torch::Tensor& hidden, const
   const auto flat_hidden = hidden.reshape({-1, width});
   const auto flat_targets = targets.reshape({-1}).to(torch::kLong);
   const auto rows = lm_head_chunk_rows(weight.size(0), chunk_rows);
-  auto outputs =
-      detail::ChunkedLmHeadFunction::apply(flat_hidden, weight, flat_targets, temperature, rows, want_entropy);
+  // Under autocast (mixed precision) the logits' matrix products run in its lower precision dtype, as an
+  // autocast linear layer's would; the log-softmax, the entropies and the gradients' sums stay in float32.
+  const auto autocast = detail::autocast_state(hidden.device().type());
+  const auto matmul = autocast.enabled && hidden.scalar_type() == torch::kFloat
+                          ? autocast.dtype
+                          : detail::lm_head_compute_dtype(hidden.scalar_type());
+  auto outputs = detail::ChunkedLmHeadFunction::apply(flat_hidden, weight, flat_targets, temperature, rows,
+                                                      want_entropy, static_cast<int64_t>(matmul));
   LmHeadLogps result;
   result.logps = outputs[0].reshape(targets.sizes());
   if (want_entropy) result.entropies = outputs[1].reshape(targets.sizes());

@@ -70,13 +70,13 @@ class GenerationBuffer {
     if (config.gradient_accumulation_steps % config.micro_steps_per_generation() != 0) {
       b.old_logps_ = policy
                          .completion_logps(b.prompt_ids_, b.prompt_mask_, b.completion_ids_, b.completion_mask_,
-                                           config.temperature, b.rows_per_slice_)
+                                           config.temperature, config.effective_log_prob_micro_batch_size())
                          .logps.detach();
     }
     if (reference) {
       b.ref_logps_ = reference
                          ->completion_logps(b.prompt_ids_, b.prompt_mask_, b.completion_ids_, b.completion_mask_,
-                                            config.temperature, b.rows_per_slice_)
+                                            config.temperature, config.effective_log_prob_micro_batch_size())
                          .logps;
     }
     return b;

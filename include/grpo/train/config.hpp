@@ -93,10 +93,18 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   /// Recompute the decoder layers' activations in the backward instead of keeping them (less memory, about one
   /// more forward of time); needs a model with set_gradient_checkpointing(bool) (LlamaModel has it).
   bool gradient_checkpointing = false;
+  /// Mixed precision (Hugging Face's bf16): generation and every forward run under autocast to bfloat16 on the
+  /// model's device (matmuls in bf16), while the parameters, gradients and AdamW state stay float32 (master
+  /// weights) and the loss is computed in float32. Needs a CPU or CUDA model; worth it where the device has fast
+  /// bf16 matmuls (recent GPUs, CPUs with AMX/AVX512-BF16), slower elsewhere.
+  bool bf16 = false;
 
   // ---- batching ----
   /// Completions (rows) per micro-batch per process.
   int per_device_train_batch_size = 8;
+  /// Rows per forward of the no-gradient log-prob passes (old policy, reference model); 0: the same as
+  /// per_device_train_batch_size. Larger is faster where memory allows (no activations are kept for a backward).
+  int log_prob_micro_batch_size = 0;
   /// Micro-batches whose gradients accumulate into one optimizer step.
   int gradient_accumulation_steps = 1;
   /// Micro-batches per generation batch; unset means gradient_accumulation_steps.
@@ -162,7 +170,9 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
     visit("warmup_ratio", self.warmup_ratio);
     visit("max_grad_norm", self.max_grad_norm);
     visit("gradient_checkpointing", self.gradient_checkpointing);
+    visit("bf16", self.bf16);
     visit("per_device_train_batch_size", self.per_device_train_batch_size);
+    visit("log_prob_micro_batch_size", self.log_prob_micro_batch_size);
     visit("gradient_accumulation_steps", self.gradient_accumulation_steps);
     visit("steps_per_generation", self.steps_per_generation);
     visit("num_processes", self.num_processes);
@@ -185,6 +195,11 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   /// Rows (completions) of one generation batch over all processes: per_device * steps_per_generation * P.
   int64_t generation_batch_size() const {
     return static_cast<int64_t>(per_device_train_batch_size) * effective_steps_per_generation() * num_processes;
+  }
+  /// Rows per forward of the no-gradient log-prob passes (log_prob_micro_batch_size, or
+  /// per_device_train_batch_size when 0).
+  int64_t effective_log_prob_micro_batch_size() const {
+    return log_prob_micro_batch_size > 0 ? log_prob_micro_batch_size : per_device_train_batch_size;
   }
   /// Unique prompts per generation batch: generation_batch_size / num_generations.
   int64_t prompts_per_generation() const { return generation_batch_size() / num_generations; }
@@ -254,6 +269,10 @@ inline void GRPOConfig::validate() const {
                  std::to_string(num_generations));
   }
   positive("per_device_train_batch_size", per_device_train_batch_size);
+  if (log_prob_micro_batch_size < 0) {
+    config_error("log_prob_micro_batch_size must be >= 0 (0: per_device_train_batch_size), got " +
+                 std::to_string(log_prob_micro_batch_size));
+  }
   positive("gradient_accumulation_steps", gradient_accumulation_steps);
   if (steps_per_generation) positive("steps_per_generation", *steps_per_generation);
   positive("num_processes", num_processes);

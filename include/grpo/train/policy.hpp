@@ -15,6 +15,7 @@
 
 #include "grpo/core/chunked_lm_head.hpp"
 #include "grpo/core/logprobs.hpp"
+#include "grpo/detail/autocast.hpp"
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/error.hpp"
 #include "grpo/generation/generate.hpp"
@@ -110,7 +111,9 @@ CompletionLogps completion_logps_in_micro_batches(M& model, const torch::Tensor&
       if (want_entropy) entropies.push_back(std::move(head.entropies));
     } else {
       const auto logits = model.forward(ids.slice(0, start, end), mask.slice(0, start, end), nullptr);
-      logps.push_back(grpo::completion_logps(logits, targets, temperature));
+      auto rows = grpo::completion_logps(logits, targets, temperature);
+      // Half-type logits (a bf16 model, or autocast): the loss kernel gets float32 log-probs.
+      logps.push_back(rows.scalar_type() == torch::kDouble ? rows : rows.to(torch::kFloat));
       if (want_entropy) {
         torch::NoGradGuard no_grad;
         entropies.push_back(entropy_from_logits(completion_logits(logits, targets.size(1)), temperature));
@@ -127,6 +130,24 @@ CompletionLogps completion_logps_in_micro_batches(M& model, const torch::Tensor&
   if (want_entropy) out.entropies = entropies.size() == 1 ? entropies[0] : torch::cat(entropies, 0);
   return out;
 }
+
+// The device of a model's parameters (CPU for a model without parameters).
+template <class M>
+torch::Device parameter_device(M& model) {
+  for (const auto& p : model.parameters()) return p.device();
+  return torch::kCPU;
+}
+
+// Autocast to `dtype` on `device` for the scope when `dtype` is set (mixed precision), else nothing changes.
+class MixedPrecisionScope {
+ public:
+  MixedPrecisionScope(const std::optional<torch::ScalarType>& dtype, const torch::Device& device) {
+    if (dtype) scope_.emplace(device.type(), AutocastState{true, *dtype});
+  }
+
+ private:
+  std::optional<AutocastScope> scope_;
+};
 
 }  // namespace detail
 
@@ -149,6 +170,7 @@ class Policy {
                                    const torch::Tensor& completion_ids, const torch::Tensor& completion_mask,
                                    double temperature = 1.0, int64_t micro_batch_size = 0,
                                    bool want_entropy = false) const {
+    const detail::MixedPrecisionScope autocast(mixed_precision_, device());
     return detail::completion_logps_in_micro_batches(*model_, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                      temperature, micro_batch_size, want_entropy);
   }
@@ -156,18 +178,26 @@ class Policy {
   /// Completions for left-padded prompts [B,P] (see grpo::generate).
   GenerationResult generate(const torch::Tensor& prompt_ids, const torch::Tensor& prompt_mask,
                             const GenerationOptions& options) const {
+    const detail::MixedPrecisionScope autocast(mixed_precision_, device());
     return grpo::generate(*model_, prompt_ids, prompt_mask, options);
   }
+
+  /// Mixed precision (GRPOConfig::bf16): generation and log-prob forwards run under autocast to `dtype`
+  /// (torch::kBFloat16) on the model's device, matmuls in that dtype, while the parameters, their gradients and
+  /// the optimizer state stay float32 and the log-probs reach the loss in float32. std::nullopt: off.
+  void set_mixed_precision(std::optional<torch::ScalarType> dtype) {
+    if (dtype) detail::AutocastScope check(device().type(), detail::AutocastState{true, *dtype});  // throws early
+    mixed_precision_ = dtype;
+  }
+  /// The autocast dtype, std::nullopt when off.
+  std::optional<torch::ScalarType> mixed_precision() const { return mixed_precision_; }
 
   /// The wrapped model.
   M& model() const { return *model_; }
   /// The wrapped model's shared handle.
   const std::shared_ptr<M>& model_ptr() const { return model_; }
   /// The device of the model's parameters (CPU for a model without parameters): where its inputs go.
-  torch::Device device() const {
-    for (const auto& p : model_->parameters()) return p.device();
-    return torch::kCPU;
-  }
+  torch::Device device() const { return detail::parameter_device(*model_); }
   /// The trainable parameters (for the optimizer).
   std::vector<torch::Tensor> parameters() const {
     std::vector<torch::Tensor> out;
@@ -177,6 +207,7 @@ class Policy {
 
  private:
   std::shared_ptr<M> model_;
+  std::optional<torch::ScalarType> mixed_precision_;
 };
 
 /// A frozen copy of the policy (no gradients, eval mode) that scores completions for the KL term.
@@ -186,7 +217,11 @@ class Reference {
 
  public:
   /// A deep copy of the policy's current model (needs M::clone(): torch::nn::Cloneable models, TorchScriptLM).
-  explicit Reference(const Policy<M>& policy) : model_(detail::deep_copy(policy.model())) { freeze(); }
+  /// It scores under the policy's mixed precision setting.
+  explicit Reference(const Policy<M>& policy)
+      : model_(detail::deep_copy(policy.model())), mixed_precision_(policy.mixed_precision()) {
+    freeze();
+  }
   /// Uses `model` (e.g. loaded separately from a checkpoint) as the reference, frozen.
   explicit Reference(std::shared_ptr<M> model) : model_(std::move(model)) {
     if (!model_) throw InvalidArgument("grpo::Reference: the model is null");
@@ -199,6 +234,7 @@ class Reference {
                                    double temperature = 1.0, int64_t micro_batch_size = 0,
                                    bool want_entropy = false) const {
     torch::NoGradGuard no_grad;
+    const detail::MixedPrecisionScope autocast(mixed_precision_, detail::parameter_device(*model_));
     return detail::completion_logps_in_micro_batches(*model_, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                      temperature, micro_batch_size, want_entropy);
   }
@@ -228,6 +264,8 @@ class Reference {
 
   /// The frozen model.
   M& model() const { return *model_; }
+  /// Mixed precision as Policy::set_mixed_precision.
+  void set_mixed_precision(std::optional<torch::ScalarType> dtype) { mixed_precision_ = dtype; }
 
  private:
   static std::string shape_string_of(const torch::Tensor& t) { return detail::shape_string(t); }
@@ -241,6 +279,7 @@ class Reference {
   }
 
   std::shared_ptr<M> model_;
+  std::optional<torch::ScalarType> mixed_precision_;
 };
 
 /// The reference model only when it is needed (beta != 0), as TRL creates it: otherwise std::nullopt.

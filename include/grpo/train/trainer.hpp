@@ -154,6 +154,7 @@ class GRPOTrainer {
             "set_gradient_checkpointing(bool)");
       }
     }
+    if (config_.bf16) policy_.set_mixed_precision(torch::kBFloat16);  // before the reference copies the setting
     if (config_.beta != 0.0) reference_.emplace(policy_);
     optimizer_ = options_.optimizer ? options_.optimizer(policy_.parameters(), config_)
                                     : make_adamw(policy_.parameters(), config_);
@@ -182,16 +183,23 @@ class GRPOTrainer {
     auto step_start = start;
     bool stop = hooks.on_train_begin(state_) == Control::stop;
 
+    double update_seconds = 0;  // forward, loss and backward of this step's micro-steps, and the optimizer step
     while (!stop && state_.global_step < total_steps_) {
       const MicroStep plan = micro_step_schedule(config_, state_.micro_step);
       if (plan.generate || !buffer_.defined()) stop |= load_generation_batch(plan.generation, metrics, hooks);
+      const auto update_start = std::chrono::steady_clock::now();
       metrics.add(run_micro_step(policy_, buffer_, plan, config_));
       ++state_.micro_step;
-      if (!plan.optimizer_step) continue;
+      if (!plan.optimizer_step) {
+        update_seconds += seconds_since(update_start);
+        continue;
+      }
 
       learning_rate_ = learning_rate_at(config_, state_.global_step, total_steps_);
       metrics.add("grad_norm",
                   optimizer_step(*optimizer_, policy_.parameters(), config_.max_grad_norm, learning_rate_));
+      metrics.add("timing/update", update_seconds + seconds_since(update_start));
+      update_seconds = 0;
       ++state_.global_step;
       state_.epoch = sampler_.epoch_progress();
       const auto now = std::chrono::steady_clock::now();
@@ -315,6 +323,10 @@ class GRPOTrainer {
     }
   }
 
+  static double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
   TrainingProgress progress() const { return TrainingProgress{state_.global_step, state_.epoch, total_steps_}; }
 
   // Makes generation batch `generation`: rollout, advantages, buffer; reports its metrics, completions and
@@ -322,11 +334,15 @@ class GRPOTrainer {
   bool load_generation_batch(int64_t generation, MetricAverager& metrics, CallbackList& hooks) {
     torch::NoGradGuard no_grad;
     std::map<std::string, double> sampling_metrics;
+    const auto rollout_start = std::chrono::steady_clock::now();
     const Rollout rollout = rollouts_.next(train_, sampler_, generation_calls_, progress(), sampling_metrics);
+    metrics.add("timing/rollout", seconds_since(rollout_start));
     AdvantageOptions adv_options = config_.advantage_options();
     adv_options.weights = scorer_.weights();
     const Advantages adv = compute_advantages(rollout.rewards, adv_options);
+    const auto log_probs_start = std::chrono::steady_clock::now();
     buffer_ = GenerationBuffer::build(rollout, adv, generation, config_, policy_, reference_);
+    metrics.add("timing/log_probs", seconds_since(log_probs_start));
     metrics.add(sampling_metrics);
     metrics.add(rollout_metrics(rollout, adv, reward_names_));
     state_.num_tokens += rollout.prompt_mask.sum().item<int64_t>() + rollout.completion_mask.sum().item<int64_t>();

@@ -3,7 +3,8 @@
 // internals; the backward runs the block again with autograd on and differentiates that (torch.utils.checkpoint's
 // non-reentrant idea, for LibTorch's C++ API, which has none). The block must be deterministic (dropout off, as
 // GRPO's policy is) and its only differentiable input is `input`; the gradients of the block's parameters are
-// accumulated into their .grad as a plain backward would.
+// accumulated into their .grad as a plain backward would. The recomputation runs under the autocast (mixed
+// precision) state of the forward, as torch.utils.checkpoint's does, so that it computes the same values.
 
 #include <ATen/core/ivalue.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -14,12 +15,15 @@
 #include <utility>
 #include <vector>
 
+#include "grpo/detail/autocast.hpp"
+
 namespace grpo::detail {
 
 // What the backward needs besides the saved input: the block and its parameters.
 struct CheckpointedBlock : torch::CustomClassHolder {
   std::function<torch::Tensor(const torch::Tensor&)> run;
   std::vector<torch::Tensor> parameters;
+  AutocastState cpu_autocast, cuda_autocast;  // at the forward
 };
 
 class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
@@ -39,6 +43,8 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     const torch::Tensor input = saved[0].detach().requires_grad_(true);
     torch::Tensor output;
     {
+      AutocastScope cpu(c10::DeviceType::CPU, block->cpu_autocast);
+      AutocastScope cuda(c10::DeviceType::CUDA, block->cuda_autocast);
       torch::AutoGradMode enable(true);
       output = block->run(input);
     }
@@ -74,6 +80,8 @@ inline torch::Tensor checkpointed(std::function<torch::Tensor(const torch::Tenso
   auto block = c10::make_intrusive<CheckpointedBlock>();
   block->run = std::move(run);
   block->parameters = std::move(parameters);
+  block->cpu_autocast = autocast_state(c10::DeviceType::CPU);
+  block->cuda_autocast = autocast_state(c10::DeviceType::CUDA);
   return CheckpointFunction::apply(input, block);
 }
 
