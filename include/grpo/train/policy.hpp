@@ -186,7 +186,12 @@ class Policy {
   /// (torch::kBFloat16) on the model's device, matmuls in that dtype, while the parameters, their gradients and
   /// the optimizer state stay float32 and the log-probs reach the loss in float32. std::nullopt: off.
   void set_mixed_precision(std::optional<torch::ScalarType> dtype) {
-    if (dtype) detail::AutocastScope check(device().type(), detail::AutocastState{true, *dtype});  // throws early
+    if (dtype && !detail::autocast_supported(device().type())) {
+      throw InvalidArgument(
+          "grpo::Policy::set_mixed_precision: mixed precision (autocast) needs a CPU or CUDA "
+          "model, the model is on " +
+          c10::DeviceTypeName(device().type()));
+    }
     mixed_precision_ = dtype;
   }
   /// The autocast dtype, std::nullopt when off.
