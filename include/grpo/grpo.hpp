@@ -45,6 +45,11 @@
 #include "grpo/tokenizers/tokenizer.hpp"
 #include "grpo/train/policy.hpp"
 
+// Multi-process data parallelism (c10d: Gloo, NCCL).
+#include "grpo/distributed/data_parallel.hpp"
+#include "grpo/distributed/launch_environment.hpp"
+#include "grpo/distributed/process_group.hpp"
+
 // Data and training.
 #include "grpo/data/dataset.hpp"
 #include "grpo/data/sampler.hpp"

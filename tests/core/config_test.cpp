@@ -62,6 +62,7 @@ grpo::GRPOConfig non_default_config() {
   c.gradient_accumulation_steps = 2;
   c.steps_per_generation = 4;
   c.num_processes = 2;
+  c.ddp_timeout = 60;
   c.shuffle_dataset = false;
   c.max_steps = 100;
   c.num_train_epochs = 1.5;
@@ -247,7 +248,7 @@ TEST_CASE("GRPOConfig's JSON is exactly TRL's option names, with today's default
     "lr_scheduler_type": "linear", "warmup_steps": 0, "warmup_ratio": 0.0, "max_grad_norm": 1.0,
     "gradient_checkpointing": false, "bf16": false, "per_device_train_batch_size": 8,
     "log_prob_micro_batch_size": 0, "gradient_accumulation_steps": 1, "steps_per_generation": null,
-    "num_processes": 1, "shuffle_dataset": true, "max_steps": -1, "num_train_epochs": 3.0, "seed": 42,
+    "num_processes": 1, "ddp_timeout": 1800, "shuffle_dataset": true, "max_steps": -1, "num_train_epochs": 3.0, "seed": 42,
     "dynamic_sampling": false, "max_dynamic_sampling_retries": 4, "logging_steps": 10, "save_steps": 500,
     "save_total_limit": null, "eval_steps": null, "output_dir": "grpo_output", "log_completions": true
   })");
@@ -257,7 +258,7 @@ TEST_CASE("GRPOConfig's JSON is exactly TRL's option names, with today's default
   for (const auto& item : actual.items()) actual_keys.insert(item.key());
   CHECK(actual_keys == expected_keys);
   CHECK(actual == expected);
-  CHECK(expected.size() == 53);
+  CHECK(expected.size() == 54);
 }
 
 TEST_CASE("every field of every options struct is in its visitor and round-trips through JSON", "[config]") {
@@ -274,7 +275,7 @@ TEST_CASE("every field of every options struct is in its visitor and round-trips
   CHECK(visited_keys<grpo::GRPOConfig>().size() == loss_fields + advantage_fields + config_own_fields);
   CHECK(loss_fields == 10);
   CHECK(advantage_fields == 4);
-  CHECK(config_own_fields == 39);
+  CHECK(config_own_fields == 40);
 
   // The config's list starts with the bases' lists, keys unchanged.
   const auto config_keys = visited_keys<grpo::GRPOConfig>();
@@ -433,6 +434,7 @@ TEST_CASE("GRPOConfig::validate names each bad field and its value", "[config]")
       {"zero steps_per_generation", [](auto& c) { c.steps_per_generation = 0; }, {"steps_per_generation must be >= 1"}},
       {"zero iterations", [](auto& c) { c.num_iterations = 0; }, {"num_iterations must be >= 1"}},
       {"zero processes", [](auto& c) { c.num_processes = 0; }, {"num_processes must be >= 1"}},
+      {"zero ddp_timeout", [](auto& c) { c.ddp_timeout = 0; }, {"ddp_timeout must be >= 1"}},
       {"zero completion length", [](auto& c) { c.max_completion_length = 0; }, {"max_completion_length must be >= 1"}},
       {"zero prompt length", [](auto& c) { c.max_prompt_length = 0; }, {"max_prompt_length must be >= 1"}},
       {"negative learning rate",

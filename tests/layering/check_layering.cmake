@@ -1,5 +1,5 @@
 # Fails when a header under INCLUDE_DIR/grpo includes a header of a higher layer or of a sibling folder. The
-# layers, lowest first (DESIGN.md): error <- detail <- core <- {rewards, models, data, tokenizers} <-
+# layers, lowest first (DESIGN.md): error <- detail <- core <- {rewards, models, data, tokenizers, distributed} <-
 # {generation, pretrained} <- train <- app, where "error" is the single header grpo/error.hpp (the exception types,
 # included by every header that throws; it may include no grpo header). A folder's own subfolders (core/detail, rewards/builtin) belong to it;
 # grpo/grpo.hpp (the umbrella) and grpo/version.hpp stand outside the layers: no layered header may include them.
@@ -16,6 +16,7 @@ set(rank_rewards 2)
 set(rank_models 2)
 set(rank_data 2)
 set(rank_tokenizers 2)
+set(rank_distributed 2)
 set(rank_generation 3)
 set(rank_pretrained 3)
 set(rank_train 4)

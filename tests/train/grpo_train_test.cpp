@@ -5,12 +5,14 @@
 #ifdef GRPO_TRAIN_EXECUTABLE
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -222,5 +224,58 @@ TEST_CASE("grpo-train refuses bad run files before training, naming what is wron
   CHECK(usage.status == 2);
   CHECK_THAT(usage.output, Contains("unknown option --frobnicate"));
 }
+
+#ifdef GRPO_TORCHRUN
+// PyTorch's launcher starts two ranks of grpo-train (Debian's python3-torch or a wheel's torchrun); they rendezvous
+// from the variables it sets, split the rollouts and train. The first generation batch is made before any update,
+// so its logged rewards equal those of one process over the same global batch.
+TEST_CASE("torchrun launches grpo-train on two processes that train as one", "[grpo-train][torchrun]") {
+  using namespace grpo_train_test;
+  grpo_test::ScopedTempDir dir;
+  const auto model = make_model_folder(dir);
+  const auto dataset = make_dataset(dir);
+  auto single_run = base_run(model, dataset);
+  single_run["max_steps"] = 2;
+  const auto single_path = write_run(dir, "single.json", single_run);
+  const auto single = run_grpo_train(dir, "'" + single_path + "' --output-dir '" + dir.file("single") + "'");
+  INFO(single.output);
+  REQUIRE(single.status == 0);
+
+  auto run = single_run;
+  run["per_device_train_batch_size"] = 4;  // x 2 processes: the single run's 8 rows per micro-batch
+  const auto path = write_run(dir, "two.json", run);
+  const auto two = dir.file("two");
+  const auto log = dir.file("torchrun.log");
+  const std::string command = std::string("'") + GRPO_TORCHRUN + "' --nproc_per_node 2 --master_port " +
+                              std::to_string(29600 + ::getpid() % 300) + " --no_python '" + GRPO_TRAIN_EXECUTABLE +
+                              "' '" + path + "' --output-dir '" + two + "' > '" + log + "' 2>&1";
+  const int raw = std::system(command.c_str());
+  std::ifstream in(log);
+  std::stringstream output;
+  output << in.rdbuf();
+  INFO(output.str());
+  REQUIRE(WIFEXITED(raw));
+  REQUIRE(WEXITSTATUS(raw) == 0);
+  CHECK(fs::exists(two + "/final/model.safetensors"));
+  CHECK(fs::exists(two + "/checkpoint-2/model.safetensors"));
+  const auto read_lines = [](const std::string& file) {
+    std::vector<nlohmann::json> lines;
+    std::ifstream metrics(file);
+    for (std::string line; std::getline(metrics, line);) {
+      if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+    }
+    return lines;
+  };
+  const auto two_metrics = read_lines(two + "/metrics.jsonl");
+  const auto single_metrics = read_lines(dir.file("single") + "/metrics.jsonl");
+  REQUIRE(two_metrics.size() == 2);  // rank 0 alone logs
+  REQUIRE(single_metrics.size() == 2);
+  for (const char* name :
+       {"reward", "rewards/accuracy/mean", "rewards/answer_length/mean", "completions/mean_length"}) {
+    INFO(name);
+    CHECK(two_metrics[0].at(name).get<double>() == Approx(single_metrics[0].at(name).get<double>()).epsilon(1e-9));
+  }
+}
+#endif  // GRPO_TORCHRUN
 
 #endif  // GRPO_TRAIN_EXECUTABLE

@@ -262,7 +262,7 @@ TEST_CASE("the trainer checks reward columns, the config and the dataset size be
   auto distributed = small_config(dir.path());
   distributed.num_processes = 2;
   CHECK_THROWS_WITH(Trainer(tiny_model(5), tokenizer(), rewards(), distributed, data()),
-                    Contains("multi-process training is not implemented"));
+                    Contains("num_processes = 2 but this run has 1 process"));
 }
 
 TEST_CASE("dynamic sampling refills the batch with groups whose rewards differ", "[train]") {

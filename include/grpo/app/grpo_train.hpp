@@ -245,6 +245,7 @@ inline int grpo_train_main(int argc, char** argv) {
     std::fprintf(stderr, "grpo-train: %lld optimizer steps into %s\n", static_cast<long long>(trainer.total_steps()),
                  run.config.output_dir.c_str());
     const TrainResult result = trainer.train();
+    if (!trainer.state().is_world_process_zero()) return 0;  // rank 0 reports and saves
     if (!result.last_eval_metrics.empty()) {
       for (const auto& [name, value] : result.last_eval_metrics) std::printf("%s = %.6g\n", name.c_str(), value);
     }

@@ -54,8 +54,13 @@ struct RewardInputs {
   std::vector<std::vector<int64_t>> completion_ids;
   /// The dataset columns (kwargs), aligned with the completions.
   Columns columns;
-  /// G: completions per prompt; group g is rows [g*G, (g+1)*G).
+  /// G: completions per prompt; group g is rows [g*G, (g+1)*G) of the generation batch.
   int num_generations = 1;
+  /// Where these N rows sit in the generation batch: rows [row_offset, row_offset + N) of batch_rows (0: N, the
+  /// whole batch). In a multi-process run each process scores its own slice, and a group may be split between
+  /// processes (as in TRL): row i belongs to group (row_offset + i) / G.
+  std::size_t row_offset = 0;
+  std::size_t batch_rows = 0;
   /// Training progress.
   TrainingProgress trainer_state;
   /// Logs a scalar metric under `name` (averaged when logged several times); safe to call from any thread.
@@ -78,7 +83,9 @@ class Row {
   /// Index of this completion in the batch.
   std::size_t index() const { return index_; }
   /// Index of this completion inside its group (0..G-1).
-  std::size_t index_in_group() const { return index_ % static_cast<std::size_t>(inputs_->num_generations); }
+  std::size_t index_in_group() const {
+    return (inputs_->row_offset + index_) % static_cast<std::size_t>(inputs_->num_generations);
+  }
   /// The prompt.
   const std::string& prompt() const { return inputs_->prompts.at(index_); }
   /// The prompt's messages when it is a conversation, else null.

@@ -342,10 +342,16 @@ class RewardScorer {
     count("prompts", inputs.prompts.size());
     count("completion_ids", inputs.completion_ids.size());
     if (!inputs.columns.names().empty()) count("columns", inputs.columns.size());
-    if (inputs.num_generations < 1 || n % static_cast<std::size_t>(inputs.num_generations) != 0) {
+    const std::size_t batch = inputs.batch_rows == 0 ? n : inputs.batch_rows;
+    if (inputs.num_generations < 1 || batch % static_cast<std::size_t>(inputs.num_generations) != 0) {
       throw InvalidArgument(
-          "grpo::RewardScorer::score: " + std::to_string(n) +
+          "grpo::RewardScorer::score: " + std::to_string(batch) +
           " completions do not form groups of num_generations = " + std::to_string(inputs.num_generations));
+    }
+    if (inputs.row_offset + n > batch) {
+      throw InvalidArgument("grpo::RewardScorer::score: rows [" + std::to_string(inputs.row_offset) + ", " +
+                            std::to_string(inputs.row_offset + n) +
+                            ") lie outside a batch of batch_rows = " + std::to_string(batch));
     }
   }
 

@@ -109,8 +109,13 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   int gradient_accumulation_steps = 1;
   /// Micro-batches per generation batch; unset means gradient_accumulation_steps.
   std::optional<int> steps_per_generation;
-  /// Data-parallel processes (P); the generation batch spans all of them.
+  /// Data-parallel processes (P); the generation batch spans all of them. The trainer sets it to its process
+  /// group's size (torchrun's WORLD_SIZE); a different value other than 1 is an error.
   int num_processes = 1;
+  /// Seconds a process waits for the others in a collective (and at the rendezvous) before failing with an error
+  /// naming the ranks that did not arrive (Hugging Face's ddp_timeout; 30 minutes). Must exceed any rank's lead
+  /// over another (generation lengths differ between ranks).
+  int64_t ddp_timeout = 1800;
   /// Shuffle the prompts each epoch (with `seed`); false keeps the dataset order.
   bool shuffle_dataset = true;
 
@@ -176,6 +181,7 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
     visit("gradient_accumulation_steps", self.gradient_accumulation_steps);
     visit("steps_per_generation", self.steps_per_generation);
     visit("num_processes", self.num_processes);
+    visit("ddp_timeout", self.ddp_timeout);
     visit("shuffle_dataset", self.shuffle_dataset);
     visit("max_steps", self.max_steps);
     visit("num_train_epochs", self.num_train_epochs);
@@ -276,6 +282,7 @@ inline void GRPOConfig::validate() const {
   positive("gradient_accumulation_steps", gradient_accumulation_steps);
   if (steps_per_generation) positive("steps_per_generation", *steps_per_generation);
   positive("num_processes", num_processes);
+  positive("ddp_timeout", ddp_timeout);
   positive("num_iterations", num_iterations);
   positive("max_prompt_length", max_prompt_length);
   positive("max_completion_length", max_completion_length);

@@ -25,6 +25,12 @@ struct TrainerState {
   double elapsed_seconds = 0.0;
   /// Directory of the most recent checkpoint; empty before the first.
   std::string last_checkpoint;
+  /// This process's rank and the number of processes of a data-parallel run (not saved: they describe the
+  /// process, not the run). Rank 0 alone writes logs and checkpoints.
+  int process_index = 0;
+  int num_processes = 1;
+  /// Whether this is rank 0 (Hugging Face's name).
+  bool is_world_process_zero() const { return process_index == 0; }
 };
 
 inline void to_json(nlohmann::json& j, const TrainerState& s) {

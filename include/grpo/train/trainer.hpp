@@ -9,8 +9,13 @@
 //   train/evaluate.hpp        evaluation
 //   train/trainer_checkpoint.hpp  atomic checkpoints, exact resume
 // and reporting through callbacks (train/callbacks.hpp; the defaults in train/reporting.hpp).
+// With P processes (a ProcessGroup, distributed/; launched by torchrun) the same loop runs on every rank: rollouts
+// are split and gathered (train/rollout_exchange.hpp), each rank trains on its rows of every micro-batch
+// (train/buffer.hpp), gradients are averaged before each optimizer step (distributed/data_parallel.hpp), metrics
+// are averaged, and rank 0 alone writes logs and checkpoints.
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -19,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -28,6 +34,8 @@
 #include "grpo/core/advantages.hpp"
 #include "grpo/data/dataset.hpp"
 #include "grpo/data/sampler.hpp"
+#include "grpo/distributed/data_parallel.hpp"
+#include "grpo/distributed/process_group.hpp"
 #include "grpo/error.hpp"
 #include "grpo/rewards/scoring.hpp"
 #include "grpo/tokenizers/chat_template.hpp"
@@ -79,8 +87,12 @@ struct TrainerOptions {
   /// Extra variables for the chat template (TRL's chat_template_kwargs), a JSON object: {"enable_thinking": false}.
   nlohmann::ordered_json chat_template_kwargs = nlohmann::ordered_json::object();
   /// Install the default reporters (train/reporting.hpp: console, metrics.jsonl, completions.jsonl, the chart);
-  /// they can also be removed one by one from callbacks().
+  /// they can also be removed one by one from callbacks(). Rank 0 only in a multi-process run.
   bool default_reporters = true;
+  /// The processes of a data-parallel run; unset: ProcessGroup::from_environment() (the run torchrun launched
+  /// this process into, with GRPOConfig::ddp_timeout), or none for a single process. Pass one explicitly to
+  /// build several trainers in one process (each group holds MASTER_PORT).
+  std::shared_ptr<ProcessGroup> process_group;
 };
 
 /// What train() reports at the end.
@@ -113,7 +125,8 @@ class GRPOTrainer {
   /// -Wmaybe-uninitialized for a defaulted TrainerOptions temporary in callers that catch the constructor's errors).
   GRPOTrainer(std::shared_ptr<Model> model, Tokenizer tokenizer, std::vector<RewardFunction> reward_functions,
               GRPOConfig config, Dataset train_dataset, std::optional<Dataset> eval_dataset, TrainerOptions options)
-      : config_(validated(std::move(config))),
+      : group_(resolve_group(options, config)),
+        config_(validated(std::move(config), group_.get())),
         options_(std::move(options)),
         tokenizer_(std::move(tokenizer)),
         policy_(std::move(model)),
@@ -127,10 +140,9 @@ class GRPOTrainer {
       const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
       torch::set_num_threads(*options_.torch_threads == 0 ? static_cast<int>(cores) : *options_.torch_threads);
     }
-    if (config_.num_processes != 1) {
-      throw InvalidArgument("grpo::GRPOTrainer: num_processes = " + std::to_string(config_.num_processes) +
-                            ", but multi-process training is not implemented yet; use 1");
-    }
+    rollouts_.set_process_group(group_.get());
+    state_.process_index = group_ ? group_->rank() : 0;
+    state_.num_processes = config_.num_processes;
     scorer_.check_columns(reward_columns(train_));
     check_prompts(train_, "train");
     if (eval_ && !eval_->empty()) {
@@ -155,11 +167,12 @@ class GRPOTrainer {
       }
     }
     if (config_.bf16) policy_.set_mixed_precision(torch::kBFloat16);  // before the reference copies the setting
+    if (group_) start_replicas();  // rank 0's weights everywhere, before the reference copies them
     if (config_.beta != 0.0) reference_.emplace(policy_);
     optimizer_ = options_.optimizer ? options_.optimizer(policy_.parameters(), config_)
                                     : make_adamw(policy_.parameters(), config_);
     if (!optimizer_) throw InvalidArgument("grpo::GRPOTrainer: the optimizer factory returned null");
-    if (options_.default_reporters) {
+    if (options_.default_reporters && state_.is_world_process_zero()) {
       callbacks_ = default_reporters(config_.output_dir, config_.logging_steps, config_.log_completions);
     }
   }
@@ -174,65 +187,18 @@ class GRPOTrainer {
     CallbackList hooks;
     hooks.add(callbacks_);
     (hooks.add(std::forward<Callbacks>(callbacks)), ...);
-    std::filesystem::create_directories(config_.output_dir);
-    save_config(config_, (std::filesystem::path(config_.output_dir) / "config.json").string());
-    MetricAverager metrics;  // the current logging window
-    TrainResult result;
-    const auto start = std::chrono::steady_clock::now();
-    const double elapsed_before = state_.elapsed_seconds;
-    auto step_start = start;
-    bool stop = hooks.on_train_begin(state_) == Control::stop;
-
-    double update_seconds = 0;  // forward, loss and backward of this step's micro-steps, and the optimizer step
-    while (!stop && state_.global_step < total_steps_) {
-      const MicroStep plan = micro_step_schedule(config_, state_.micro_step);
-      if (plan.generate || !buffer_.defined()) stop |= load_generation_batch(plan.generation, metrics, hooks);
-      const auto update_start = std::chrono::steady_clock::now();
-      metrics.add(run_micro_step(policy_, buffer_, plan, config_));
-      ++state_.micro_step;
-      if (!plan.optimizer_step) {
-        update_seconds += seconds_since(update_start);
-        continue;
-      }
-
-      learning_rate_ = learning_rate_at(config_, state_.global_step, total_steps_);
-      metrics.add("grad_norm",
-                  optimizer_step(*optimizer_, policy_.parameters(), config_.max_grad_norm, learning_rate_));
-      metrics.add("timing/update", update_seconds + seconds_since(update_start));
-      update_seconds = 0;
-      ++state_.global_step;
-      state_.epoch = sampler_.epoch_progress();
-      const auto now = std::chrono::steady_clock::now();
-      metrics.add("step_time", std::chrono::duration<double>(now - step_start).count());
-      step_start = now;
-      state_.elapsed_seconds = elapsed_before + std::chrono::duration<double>(now - start).count();
-      if (config_.sync_ref_model && reference_ && state_.global_step % config_.ref_model_sync_steps == 0) {
-        reference_->sync_from(policy_, config_.ref_model_mixup_alpha);
-      }
-      stop |= hooks.on_step_end(state_) == Control::stop;
-
-      const bool last = state_.global_step >= total_steps_;
-      if (last || state_.global_step % config_.logging_steps == 0) {
-        result.last_metrics =
-            metrics.take({{"learning_rate", learning_rate_}, {"num_tokens", static_cast<double>(state_.num_tokens)}});
-        stop |= hooks.on_log(state_, result.last_metrics) == Control::stop;
-      }
-      if (eval_ && !eval_->empty() && (last || state_.global_step % config_.effective_eval_steps() == 0)) {
-        result.last_eval_metrics = evaluate();
-        stop |= hooks.on_evaluate(state_, result.last_eval_metrics) == Control::stop;
-      }
-      if (config_.save_steps > 0 && state_.global_step % config_.save_steps == 0) {
-        stop |= hooks.on_save(state_, save_checkpoint()) == Control::stop;
-      }
+    if (!group_) return train_loop(hooks);
+    try {
+      return train_loop(hooks);
+    } catch (const std::exception& e) {
+      group_->report_failure("rank " + std::to_string(group_->rank()) + " stopped with: " + e.what());
+      throw;
     }
-    hooks.on_train_end(state_);
-    result.global_step = state_.global_step;
-    result.stopped_early = state_.global_step < total_steps_;
-    return result;
   }
 
   /// Scores the eval dataset (or `dataset`) with the current policy: "eval_reward", "eval_rewards/<name>/mean",
-  /// "eval_completions/mean_length" and, with TrainerOptions::eval.accuracy_reward, "eval_accuracy".
+  /// "eval_completions/mean_length" and, with TrainerOptions::eval.accuracy_reward, "eval_accuracy". With P
+  /// processes a collective: every rank calls it, generates a slice and gets the same metrics.
   std::map<std::string, double> evaluate(const std::optional<Dataset>& dataset = std::nullopt) {
     const Dataset* data = dataset ? &*dataset : (eval_ ? &*eval_ : nullptr);
     if (!data || data->empty()) throw InvalidArgument("grpo::GRPOTrainer::evaluate: there is no eval dataset");
@@ -246,19 +212,24 @@ class GRPOTrainer {
   }
 
   /// Writes a checkpoint of the current state to output_dir/checkpoint-<step> (atomically), prunes old ones to
-  /// save_total_limit, and returns its directory.
+  /// save_total_limit, and returns its directory. With P processes a collective; rank 0 writes.
   std::string save_checkpoint() {
     const auto dir = (std::filesystem::path(config_.output_dir) / checkpoint_name(state_.global_step)).string();
     state_.last_checkpoint = dir;
     write_trainer_checkpoint(dir, policy_, reference_, *optimizer_, buffer_,
-                             TrainerProgress{state_, sampler_.state(), generation_calls_}, config_);
-    if (config_.save_total_limit) prune_checkpoints(config_.output_dir, *config_.save_total_limit);
+                             TrainerProgress{state_, sampler_.state(), generation_calls_}, config_, group_.get());
+    if (state_.is_world_process_zero() && config_.save_total_limit) {
+      prune_checkpoints(config_.output_dir, *config_.save_total_limit);
+    }
+    if (group_) group_->barrier("checkpoint " + dir + " written");
     return dir;
   }
 
   /// Restores a checkpoint written by save_checkpoint(): weights, optimizer, reference model, sampler position,
   /// generation buffer, RNG and counters, so that train() continues the same trajectory. The trainer must have
-  /// been built with the same config (output_dir, logging, evaluation and checkpoint options may differ).
+  /// been built with the same config (output_dir, logging, evaluation and checkpoint options may differ, and so
+  /// may the number of processes when per_device_train_batch_size * num_processes is the same). With P processes
+  /// every rank reads the checkpoint (a folder all of them see).
   void resume_from_checkpoint(const std::string& dir) {
     const TrainerCheckpoint c = read_trainer_checkpoint(dir, reference_.has_value());
     check_same_trajectory(c.config, c.dir + "/trainer_state.json");
@@ -266,11 +237,14 @@ class GRPOTrainer {
     if (reference_) detail::load_parameters(reference_->model(), c.reference, dir + "/reference.safetensors");
     torch::load(*optimizer_, (std::filesystem::path(dir) / "optimizer.pt").string());
     detail::set_cpu_generator_state(c.extra.at("rng/cpu"));
+    const int process_index = state_.process_index, num_processes = state_.num_processes;
     state_ = c.progress.state;
     state_.max_steps = total_steps_;
+    state_.process_index = process_index;
+    state_.num_processes = num_processes;
     sampler_.restore(c.progress.sampler);
     generation_calls_ = c.progress.generation_calls;
-    buffer_ = GenerationBuffer::restore(c.meta.at("buffer"), c.extra, config_, policy_.device());
+    buffer_ = GenerationBuffer::restore(c.meta.at("buffer"), c.extra, config_, policy_.device(), replica());
   }
 
   /// The callbacks every train() call uses (the default reporters unless TrainerOptions::default_reporters is
@@ -288,11 +262,179 @@ class GRPOTrainer {
   const GRPOConfig& config() const { return config_; }
   /// Total optimizer steps of the run.
   int64_t total_steps() const { return total_steps_; }
+  /// The processes of this run (null for a single process).
+  const std::shared_ptr<ProcessGroup>& process_group() const { return group_; }
 
  private:
-  static GRPOConfig validated(GRPOConfig config) {
+  TrainResult train_loop(CallbackList& hooks) {
+    if (state_.is_world_process_zero()) {
+      std::filesystem::create_directories(config_.output_dir);
+      save_config(config_, (std::filesystem::path(config_.output_dir) / "config.json").string());
+    }
+    MetricAverager metrics;  // the current logging window
+    TrainResult result;
+    const auto start = std::chrono::steady_clock::now();
+    const double elapsed_before = state_.elapsed_seconds;
+    auto step_start = start;
+    bool stop = hooks.on_train_begin(state_) == Control::stop;
+
+    double update_seconds = 0;  // forward, loss and backward of this step's micro-steps, and the optimizer step
+    if (group_) stop = group_->any(stop, "stop request at the start of training");
+    while (!stop && state_.global_step < total_steps_) {
+      const MicroStep plan = micro_step_schedule(config_, state_.micro_step);
+      if (plan.generate || !buffer_.defined()) {
+        stop |= load_generation_batch(plan.generation, metrics, hooks);
+        if (group_) stop = group_->any(stop, "stop request after generation batch " + std::to_string(plan.generation));
+      }
+      const auto update_start = std::chrono::steady_clock::now();
+      metrics.add(run_micro_step(policy_, buffer_, plan, config_));
+      ++state_.micro_step;
+      if (!plan.optimizer_step) {
+        update_seconds += seconds_since(update_start);
+        continue;
+      }
+
+      learning_rate_ = learning_rate_at(config_, state_.global_step, total_steps_);
+      if (group_) {
+        all_reduce_gradients(*group_, policy_.parameters(),
+                             "gradients of step " + std::to_string(state_.global_step + 1));
+      }
+      metrics.add("grad_norm",
+                  optimizer_step(*optimizer_, policy_.parameters(), config_.max_grad_norm, learning_rate_));
+      metrics.add("timing/update", update_seconds + seconds_since(update_start));
+      update_seconds = 0;
+      ++state_.global_step;
+      state_.epoch = sampler_.epoch_progress();
+      const auto now = std::chrono::steady_clock::now();
+      metrics.add("step_time", std::chrono::duration<double>(now - step_start).count());
+      step_start = now;
+      state_.elapsed_seconds = elapsed_before + std::chrono::duration<double>(now - start).count();
+      if (config_.sync_ref_model && reference_ && state_.global_step % config_.ref_model_sync_steps == 0) {
+        reference_->sync_from(policy_, config_.ref_model_mixup_alpha);
+      }
+      stop |= hooks.on_step_end(state_) == Control::stop;
+
+      const bool last = state_.global_step >= total_steps_;
+      if (last || state_.global_step % config_.logging_steps == 0) {
+        result.last_metrics = mean_over_ranks(metrics.take(), "metrics of step " + std::to_string(state_.global_step));
+        result.last_metrics["learning_rate"] = learning_rate_;
+        result.last_metrics["num_tokens"] = static_cast<double>(state_.num_tokens);
+        stop |= hooks.on_log(state_, result.last_metrics) == Control::stop;
+      }
+      if (eval_ && !eval_->empty() && (last || state_.global_step % config_.effective_eval_steps() == 0)) {
+        result.last_eval_metrics = evaluate();
+        stop |= hooks.on_evaluate(state_, result.last_eval_metrics) == Control::stop;
+      }
+      if (config_.save_steps > 0 && state_.global_step % config_.save_steps == 0) {
+        stop |= hooks.on_save(state_, save_checkpoint()) == Control::stop;
+      }
+      if (group_) stop = group_->any(stop, "stop request after step " + std::to_string(state_.global_step));
+    }
+    hooks.on_train_end(state_);
+    if (group_) group_->barrier("end of training");
+    result.global_step = state_.global_step;
+    result.stopped_early = state_.global_step < total_steps_;
+    return result;
+  }
+
+  static std::shared_ptr<ProcessGroup> resolve_group(const TrainerOptions& options, const GRPOConfig& config) {
+    if (options.process_group) return options.process_group->size() > 1 ? options.process_group : nullptr;
+    ProcessGroupOptions o;
+    o.timeout = std::chrono::seconds(std::max<int64_t>(1, config.ddp_timeout));
+    return ProcessGroup::from_environment(o);
+  }
+
+  // The config with num_processes set to the group's size.
+  static GRPOConfig validated(GRPOConfig config, const ProcessGroup* group) {
+    const int world = group ? group->size() : 1;
+    if (config.num_processes != 1 && config.num_processes != world) {
+      throw InvalidArgument("grpo::GRPOTrainer: num_processes = " + std::to_string(config.num_processes) +
+                            " but this run has " + std::to_string(world) +
+                            " process(es) (launch them with `torchrun --nproc-per-node N`, which sets WORLD_SIZE, or "
+                            "pass TrainerOptions::process_group); leave num_processes at 1 to take the run's size");
+    }
+    config.num_processes = world;
     config.validate();
     return config;
+  }
+
+  ReplicaSlot replica() const { return ReplicaSlot{state_.process_index, config_.num_processes}; }
+
+  // Every rank must run the same config on the same data from rank 0's weights: checked, then broadcast.
+  void start_replicas() {
+    const std::string config_text = trajectory_fields(config_).dump();
+    const auto configs = group_->all_gather_bytes(config_text, "check that every rank has the same config");
+    for (std::size_t r = 1; r < configs.size(); ++r) {
+      if (configs[r] == configs[0]) continue;
+      const auto a = nlohmann::json::parse(configs[0]), b = nlohmann::json::parse(configs[r]);
+      std::string fields;
+      for (const auto& item : a.items()) {
+        if (!b.contains(item.key()) || b.at(item.key()) != item.value()) fields += " " + item.key();
+      }
+      throw InvalidArgument("grpo::GRPOTrainer: rank " + std::to_string(r) +
+                            "'s config differs from rank 0's; differing fields:" + fields);
+    }
+    uint64_t data_hash = 1469598103934665603ULL;
+    for (std::size_t i = 0; i < train_.size(); ++i) {
+      for (const char c : train_.row(i).dump()) data_hash = (data_hash ^ static_cast<uint8_t>(c)) * 1099511628211ULL;
+    }
+    const std::string data_text = std::to_string(train_.size()) + " rows, hash " + std::to_string(data_hash);
+    const auto datasets = group_->all_gather_bytes(data_text, "check that every rank has the same training data");
+    for (std::size_t r = 1; r < datasets.size(); ++r) {
+      if (datasets[r] != datasets[0]) {
+        throw InvalidArgument("grpo::GRPOTrainer: rank " + std::to_string(r) + "'s training dataset (" + datasets[r] +
+                              ") differs from rank 0's (" + datasets[0] + ")");
+      }
+    }
+    std::vector<torch::Tensor> tensors;
+    std::vector<std::string> names;
+    for (const auto& [name, tensor] : detail::named_parameters_of(policy_.model())) {
+      tensors.push_back(tensor);
+      names.push_back(name);
+    }
+    if constexpr (std::is_base_of_v<torch::nn::Module, Model>) {
+      for (const auto& item : policy_.model().named_buffers()) {
+        tensors.push_back(item.value());
+        names.push_back(item.key());
+      }
+    }
+    broadcast_tensors(*group_, tensors, "broadcast of rank 0's parameters");
+    check_replicas_equal(*group_, tensors, names, "parameters after the broadcast");
+  }
+
+  // Each metric's mean over the ranks that report it (NaN when none does).
+  std::map<std::string, double> mean_over_ranks(const std::map<std::string, double>& metrics, const std::string& what) {
+    if (!group_) return metrics;
+    const nlohmann::json mine = metrics;
+    const auto packed = nlohmann::json::to_cbor(mine);
+    std::map<std::string, std::pair<double, int>> sums;
+    for (const auto& bytes : group_->all_gather_bytes(std::string(packed.begin(), packed.end()), what)) {
+      for (const auto& [name, value] : nlohmann::json::from_cbor(bytes).get<std::map<std::string, double>>()) {
+        auto& sum = sums[name];
+        if (std::isnan(value)) continue;
+        sum.first += value;
+        sum.second += 1;
+      }
+    }
+    std::map<std::string, double> out;
+    for (const auto& [name, sum] : sums) out[name] = sum.second ? sum.first / sum.second : std::nan("");
+    return out;
+  }
+
+  // The config's fields that shape the trajectory: logging, evaluation, checkpoint and timeout options cleared,
+  // and the processes folded into the rows per micro-step (per_device_train_batch_size * num_processes).
+  static nlohmann::json trajectory_fields(GRPOConfig c) {
+    const GRPOConfig defaults;
+    c.output_dir = defaults.output_dir;
+    c.logging_steps = defaults.logging_steps;
+    c.save_steps = defaults.save_steps;
+    c.save_total_limit = defaults.save_total_limit;
+    c.eval_steps = defaults.eval_steps;
+    c.log_completions = defaults.log_completions;
+    c.ddp_timeout = defaults.ddp_timeout;
+    c.per_device_train_batch_size *= c.num_processes;
+    c.num_processes = 1;
+    return c;
   }
 
   static ScoringOptions scoring_options(const GRPOConfig& config, const TrainerOptions& options) {
@@ -341,7 +483,7 @@ class GRPOTrainer {
     adv_options.weights = scorer_.weights();
     const Advantages adv = compute_advantages(rollout.rewards, adv_options);
     const auto log_probs_start = std::chrono::steady_clock::now();
-    buffer_ = GenerationBuffer::build(rollout, adv, generation, config_, policy_, reference_);
+    buffer_ = GenerationBuffer::build(rollout, adv, generation, config_, policy_, reference_, replica());
     metrics.add("timing/log_probs", seconds_since(log_probs_start));
     metrics.add(sampling_metrics);
     metrics.add(rollout_metrics(rollout, adv, reward_names_));
@@ -354,15 +496,9 @@ class GRPOTrainer {
     return stop;
   }
 
-  void check_same_trajectory(GRPOConfig stored, const std::string& where) const {
+  void check_same_trajectory(const GRPOConfig& stored, const std::string& where) const {
     // Options that do not change the trajectory may differ.
-    stored.output_dir = config_.output_dir;
-    stored.logging_steps = config_.logging_steps;
-    stored.save_steps = config_.save_steps;
-    stored.save_total_limit = config_.save_total_limit;
-    stored.eval_steps = config_.eval_steps;
-    stored.log_completions = config_.log_completions;
-    const nlohmann::json a = stored, b = config_;
+    const nlohmann::json a = trajectory_fields(stored), b = trajectory_fields(config_);
     if (a == b) return;
     std::string fields;
     for (const auto& item : a.items()) {
@@ -372,6 +508,7 @@ class GRPOTrainer {
                           " was written with a different config; differing fields:" + fields);
   }
 
+  std::shared_ptr<ProcessGroup> group_;  // null for a single process; declared first: the config depends on it
   GRPOConfig config_;
   TrainerOptions options_;
   Tokenizer tokenizer_;

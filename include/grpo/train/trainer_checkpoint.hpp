@@ -23,6 +23,7 @@
 #include "grpo/data/sampler.hpp"
 #include "grpo/detail/atomic_file.hpp"
 #include "grpo/detail/tensor_checks.hpp"
+#include "grpo/distributed/process_group.hpp"
 #include "grpo/error.hpp"
 #include "grpo/models/safetensors.hpp"
 #include "grpo/train/buffer.hpp"
@@ -91,13 +92,16 @@ struct TrainerProgress {
   uint64_t generation_calls = 0;
 };
 
-/// Writes checkpoint `dir` atomically.
+/// Writes checkpoint `dir` atomically. With a process group of P > 1 ranks a collective (the buffer's per-rank
+/// log-probs are gathered) after which rank 0 alone writes; the replicas' weights and optimizer states are equal.
 template <class Model>
 void write_trainer_checkpoint(const std::string& dir, Policy<Model>& policy,
                               const std::optional<Reference<Model>>& reference, torch::optim::Optimizer& optimizer,
-                              const GenerationBuffer& buffer, const TrainerProgress& progress,
-                              const GRPOConfig& config) {
+                              const GenerationBuffer& buffer, const TrainerProgress& progress, const GRPOConfig& config,
+                              ProcessGroup* group = nullptr) {
   namespace fs = std::filesystem;
+  TensorMap extra = buffer.tensors(group);
+  if (group != nullptr && group->rank() != 0) return;
   write_checkpoint_dir(dir, [&](const std::string& tmp) {
     TensorMap weights;
     for (const auto& [name, tensor] : detail::named_parameters_of(policy.model())) weights[name] = tensor.detach();
@@ -108,7 +112,6 @@ void write_trainer_checkpoint(const std::string& dir, Policy<Model>& policy,
       write_safetensors((fs::path(tmp) / "reference.safetensors").string(), ref);
     }
     torch::save(optimizer, (fs::path(tmp) / "optimizer.pt").string());
-    TensorMap extra = buffer.tensors();
     extra["rng/cpu"] = detail::cpu_generator_state();
     write_safetensors((fs::path(tmp) / "trainer_tensors.safetensors").string(), extra);
     nlohmann::json meta;
