@@ -138,7 +138,8 @@ std::string read_text(const fs::path& path) {
 // MASTER_ADDR and MASTER_PORT set, GRPO_DP_MODE and GRPO_DP_DIR telling it what to do; stderr to rank<r>.log.
 class Ranks {
  public:
-  Ranks(const std::string& mode, const fs::path& dir, int world) : dir_(dir) {
+  Ranks(const std::string& mode, const fs::path& dir, int world, const std::vector<std::string>& extra_env = {})
+      : dir_(dir) {
     const int port = free_port();
     for (int rank = 0; rank < world; ++rank) {
       std::vector<std::string> env;
@@ -150,6 +151,7 @@ class Ranks {
       env.push_back("MASTER_PORT=" + std::to_string(port));
       env.push_back("GRPO_DP_MODE=" + mode);
       env.push_back("GRPO_DP_DIR=" + dir.string());
+      env.insert(env.end(), extra_env.begin(), extra_env.end());
       std::vector<char*> envp;
       for (auto& e : env) envp.push_back(e.data());
       envp.push_back(nullptr);
@@ -200,16 +202,18 @@ class Ranks {
 };
 
 // What a rank does, by GRPO_DP_MODE: "train" (the run of run_config, then its parameters and advantages written to
-// rank<r>.safetensors and rank<r>.advantages.json); "exit" / "hang": rank 1 leaves after step 1 (exits, or sleeps
+// rank<r>.safetensors and rank<r>.advantages.json); "resume" (the same after resuming from GRPO_DP_RESUME);
+// "exit" / "hang": rank 1 leaves after step 1 (exits, or sleeps
 // for ten minutes) while rank 0 goes on with a ddp_timeout of 3 s.
 int run_worker(const std::string& mode, const fs::path& dir) {
   const auto env = grpo::launch_environment();
   REQUIRE(env.has_value());
   auto config = run_config((dir / "run").string(), env->world_size);
-  if (mode != "train") config.ddp_timeout = 3;
+  if (mode == "exit" || mode == "hang") config.ddp_timeout = 3;
   Trainer trainer(tiny_model(static_cast<uint64_t>(100 + env->rank)), tokenizer(), rewards(), config, data(),
                   std::nullopt, options());  // different initial weights on purpose: rank 0's are broadcast
   trainer.callbacks().remove<grpo::ConsoleReporter>();
+  if (mode == "resume") trainer.resume_from_checkpoint(std::getenv("GRPO_DP_RESUME"));
   AdvantageLog advantages;
   struct LeaveAfterStepOne {
     std::string mode;
@@ -305,6 +309,21 @@ TEST_CASE(
     CHECK(resumed.state().global_step == from);
     resumed.train();
     CHECK(dp_test::max_difference(dp_test::parameters_of(resumed.policy().model()), rank0) <= 1e-6);
+  }
+  // Two processes resume their own checkpoint (mid generation batch) and end bit-identical to their straight run.
+  {
+    grpo_test::ScopedTempDir again;
+    dp_test::Ranks ranks("resume", again.path(), 2,
+                         {"GRPO_DP_RESUME=" + (dir.path() / "run" / "checkpoint-1").string()});
+    for (int r = 0; r < 2; ++r) {
+      INFO("rank " << r << " log:\n" << ranks.log(r));
+      REQUIRE(ranks.wait(r, std::chrono::seconds(600)) == 0);
+    }
+    const auto resumed = grpo::read_safetensors(again.file("rank1.safetensors")).tensors;
+    for (const auto& [name, tensor] : rank0) {
+      INFO("parameter " << name);
+      CHECK(torch::equal(tensor, resumed.at(name)));
+    }
   }
   // A checkpoint cannot be resumed with a different global batch.
   auto other = dp_test::run_config(dir.file("other"), 1);

@@ -296,8 +296,10 @@ class GRPOTrainer {
 
       learning_rate_ = learning_rate_at(config_, state_.global_step, total_steps_);
       if (group_) {
+        const auto reduce_start = std::chrono::steady_clock::now();
         all_reduce_gradients(*group_, policy_.parameters(),
                              "gradients of step " + std::to_string(state_.global_step + 1));
+        metrics.add("timing/gradient_all_reduce", seconds_since(reduce_start));
       }
       metrics.add("grad_norm",
                   optimizer_step(*optimizer_, policy_.parameters(), config_.max_grad_norm, learning_rate_));
