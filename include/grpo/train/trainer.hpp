@@ -169,9 +169,7 @@ class GRPOTrainer {
     if (config_.bf16) policy_.set_mixed_precision(torch::kBFloat16);  // before the reference copies the setting
     if (group_) start_replicas();  // rank 0's weights everywhere, before the reference copies them
     if (config_.beta != 0.0) reference_.emplace(policy_);
-    optimizer_ = options_.optimizer ? options_.optimizer(policy_.parameters(), config_)
-                                    : make_adamw(policy_.parameters(), config_);
-    if (!optimizer_) throw InvalidArgument("grpo::GRPOTrainer: the optimizer factory returned null");
+    optimizer_ = make_optimizer();
     if (options_.default_reporters && state_.is_world_process_zero()) {
       callbacks_ = default_reporters(config_.output_dir, config_.logging_steps, config_.log_completions);
     }
@@ -215,9 +213,18 @@ class GRPOTrainer {
   /// save_total_limit, and returns its directory. With P processes a collective; rank 0 writes.
   std::string save_checkpoint() {
     const auto dir = (std::filesystem::path(config_.output_dir) / checkpoint_name(state_.global_step)).string();
+    const std::string previous = state_.last_checkpoint;
     state_.last_checkpoint = dir;
-    write_trainer_checkpoint(dir, policy_, reference_, *optimizer_, buffer_,
-                             TrainerProgress{state_, sampler_.state(), generation_calls_}, config_, group_.get());
+    try {
+      write_trainer_checkpoint(dir, policy_, reference_, *optimizer_, buffer_,
+                               TrainerProgress{state_, sampler_.state(), generation_calls_}, config_, group_.get());
+    } catch (const std::exception& e) {
+      state_.last_checkpoint = previous;
+      throw RuntimeError("grpo::GRPOTrainer::save_checkpoint: writing " + dir + " failed (" +
+                         detail::exception_text(e) +
+                         "); its temporary folder was removed, and the last complete checkpoint " +
+                         (previous.empty() ? std::string("(none yet)") : previous) + " is intact");
+    }
     if (state_.is_world_process_zero() && config_.save_total_limit) {
       prune_checkpoints(config_.output_dir, *config_.save_total_limit);
     }
@@ -231,20 +238,38 @@ class GRPOTrainer {
   /// may the number of processes when per_device_train_batch_size * num_processes is the same). With P processes
   /// every rank reads the checkpoint (a folder all of them see).
   void resume_from_checkpoint(const std::string& dir) {
+    // All or nothing: everything is read and checked before the trainer changes, so a failed resume leaves it
+    // exactly as it was.
     const TrainerCheckpoint c = read_trainer_checkpoint(dir, reference_.has_value());
     check_same_trajectory(c.config, c.dir + "/trainer_state.json");
-    detail::load_parameters(policy_.model(), c.model, dir + "/model.safetensors");
-    if (reference_) detail::load_parameters(reference_->model(), c.reference, dir + "/reference.safetensors");
-    torch::load(*optimizer_, (std::filesystem::path(dir) / "optimizer.pt").string());
-    detail::set_cpu_generator_state(c.extra.at("rng/cpu"));
+    const auto model_path = (std::filesystem::path(dir) / "model.safetensors").string();
+    const auto reference_path = (std::filesystem::path(dir) / "reference.safetensors").string();
+    detail::check_parameters(policy_.model(), c.model, model_path);
+    if (reference_) detail::check_parameters(reference_->model(), c.reference, reference_path);
+    std::unique_ptr<torch::optim::Optimizer> optimizer = make_optimizer();
+    const auto optimizer_path = (std::filesystem::path(dir) / "optimizer.pt").string();
+    try {
+      torch::load(*optimizer, optimizer_path);
+    } catch (const std::exception& e) {
+      throw RuntimeError("grpo::GRPOTrainer::resume_from_checkpoint: " + optimizer_path +
+                         " cannot be loaded into the optimizer: " + detail::exception_text(e));
+    }
+    RepeatSampler sampler = sampler_;
+    sampler.restore(c.progress.sampler);
+    GenerationBuffer buffer =
+        GenerationBuffer::restore(c.meta.at("buffer"), c.extra, config_, policy_.device(), replica());
+    detail::set_cpu_generator_state(c.extra.at("rng/cpu"));  // the first change; it throws only on a bad state
+    detail::load_parameters(policy_.model(), c.model, model_path);
+    if (reference_) detail::load_parameters(reference_->model(), c.reference, reference_path);
+    optimizer_ = std::move(optimizer);
     const int process_index = state_.process_index, num_processes = state_.num_processes;
     state_ = c.progress.state;
     state_.max_steps = total_steps_;
     state_.process_index = process_index;
     state_.num_processes = num_processes;
-    sampler_.restore(c.progress.sampler);
+    sampler_ = std::move(sampler);
     generation_calls_ = c.progress.generation_calls;
-    buffer_ = GenerationBuffer::restore(c.meta.at("buffer"), c.extra, config_, policy_.device(), replica());
+    buffer_ = std::move(buffer);
   }
 
   /// The callbacks every train() call uses (the default reporters unless TrainerOptions::default_reporters is
@@ -358,6 +383,13 @@ class GRPOTrainer {
     config.num_processes = world;
     config.validate();
     return config;
+  }
+
+  std::unique_ptr<torch::optim::Optimizer> make_optimizer() {
+    auto optimizer = options_.optimizer ? options_.optimizer(policy_.parameters(), config_)
+                                        : make_adamw(policy_.parameters(), config_);
+    if (!optimizer) throw InvalidArgument("grpo::GRPOTrainer: the optimizer factory returned null");
+    return optimizer;
   }
 
   ReplicaSlot replica() const { return ReplicaSlot{state_.process_index, config_.num_processes}; }

@@ -61,12 +61,10 @@ TensorMap named_parameters_of(M& model) {
   return out;
 }
 
-// Copies `stored` into the model's parameters; every parameter must be present with its shape.
+// Checks that `stored` has every parameter of the model with its shape; throws naming the file and the tensor.
 template <class M>
-void load_parameters(M& model, const TensorMap& stored, const std::string& path) {
-  torch::NoGradGuard no_grad;
-  const auto params = named_parameters_of(model);
-  for (const auto& [name, param] : params) {
+void check_parameters(M& model, const TensorMap& stored, const std::string& path) {
+  for (const auto& [name, param] : named_parameters_of(model)) {
     const auto it = stored.find(name);
     if (it == stored.end()) {
       throw RuntimeError("grpo::GRPOTrainer::resume_from_checkpoint: " + path + " lacks tensor " + name);
@@ -76,7 +74,14 @@ void load_parameters(M& model, const TensorMap& stored, const std::string& path)
                          shape_string(it->second) + " but the model's is " + shape_string(param));
     }
   }
-  for (const auto& [name, param] : params) {
+}
+
+// Copies `stored` into the model's parameters after check_parameters.
+template <class M>
+void load_parameters(M& model, const TensorMap& stored, const std::string& path) {
+  check_parameters(model, stored, path);
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, param] : named_parameters_of(model)) {
     auto target = param;
     target.copy_(stored.at(name).to(param.options()));
   }
@@ -134,9 +139,10 @@ struct TrainerCheckpoint {
   TensorMap model, reference, extra;
 };
 
-/// Reads checkpoint `dir` whole; errors name the file.
+/// Reads checkpoint `dir` whole after verifying it against its manifest (verify_checkpoint); errors name the file.
 inline TrainerCheckpoint read_trainer_checkpoint(const std::string& dir, bool with_reference) {
   namespace fs = std::filesystem;
+  verify_checkpoint(dir);
   TrainerCheckpoint c;
   c.dir = dir;
   const auto state_path = (fs::path(dir) / "trainer_state.json").string();

@@ -1,0 +1,244 @@
+// Checkpoints that prove themselves: a manifest of sizes and XXH64 checksums verified at resume, resumes that are
+// all or nothing, stale temporaries of dead writers removed, and a failed save (a full disk) that leaves the last
+// good checkpoint usable.
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "arithmetic_task.hpp"
+
+#include "grpo/models/llama.hpp"
+#include "grpo/rewards/builtin/accuracy.hpp"
+#include "grpo/tokenizers/char_tokenizer.hpp"
+#include "grpo/train/checkpoint.hpp"
+#include "grpo/train/trainer.hpp"
+#include "support/scoped_temp_dir.hpp"
+
+#include "support/catch_torch.hpp"  // last, in a block of its own: restores Catch's CHECK
+
+namespace reliability_test {
+
+namespace fs = std::filesystem;
+using Trainer = grpo::GRPOTrainer<grpo::LlamaModel, grpo::CharTokenizer>;
+
+const grpo::CharTokenizer& tokenizer() {
+  static const grpo::CharTokenizer tok("0123456789+=");
+  return tok;
+}
+
+std::vector<grpo::RewardFunction> rewards() {
+  std::vector<grpo::RewardFunction> out;
+  out.push_back(grpo::accuracy_reward());
+  out.emplace_back("length", [](std::string_view completion, const grpo::Row&) {
+    return static_cast<double>(completion.size()) / 4.0;
+  });
+  return out;
+}
+
+grpo::GRPOConfig config_in(const fs::path& dir) {
+  grpo::GRPOConfig c;
+  c.output_dir = dir.string();
+  c.num_generations = 4;
+  c.per_device_train_batch_size = 8;
+  c.steps_per_generation = 2;
+  c.max_completion_length = 3;
+  c.learning_rate = 0.05;
+  c.beta = 0.05;
+  c.max_steps = 2;
+  c.logging_steps = 1;
+  c.save_steps = 1;
+  c.seed = 5;
+  return c;
+}
+
+std::unique_ptr<Trainer> trainer_in(const fs::path& dir, uint64_t seed = 1) {
+  torch::manual_seed(seed);
+  auto model = std::make_shared<grpo::LlamaModel>(grpo::LlamaConfig::tiny(tokenizer().vocab_size()));
+  grpo::TrainerOptions options;
+  options.torch_threads = 1;
+  auto t = std::make_unique<Trainer>(model, tokenizer(), rewards(), config_in(dir),
+                                     grpo_examples::arithmetic_dataset({0, 9, "+"}), std::nullopt, options);
+  t->callbacks().remove<grpo::ConsoleReporter>();
+  return t;
+}
+
+grpo::TensorMap parameters_of(Trainer& t) {
+  grpo::TensorMap out;
+  for (const auto& p : t.policy().model().named_parameters()) out[p.key()] = p.value().detach().clone();
+  return out;
+}
+
+bool same(const grpo::TensorMap& a, const grpo::TensorMap& b) {
+  for (const auto& [name, tensor] : a) {
+    if (!torch::equal(tensor, b.at(name))) return false;
+  }
+  return true;
+}
+
+void copy_tree(const fs::path& from, const fs::path& to) {
+  fs::remove_all(to);
+  fs::copy(from, to, fs::copy_options::recursive);
+}
+
+}  // namespace reliability_test
+
+TEST_CASE("XXH64 matches the published algorithm's values", "[train][reliability]") {
+  const auto hash = [](const std::string& text) {
+    grpo::detail::Xxh64 h;
+    h.update(reinterpret_cast<const unsigned char*>(text.data()), text.size());
+    return grpo::detail::hex64(h.digest());
+  };
+  CHECK(hash("") == "ef46db3751d8e999");
+  CHECK(hash("abc") == "44bc2cf5ad770999");
+  CHECK(hash("Nobody inspects the spammish repetition") == "fbcea83c8a378bf1");
+  std::string long_text;
+  for (int r = 0; r < 5; ++r) {
+    for (int i = 0; i < 256; ++i) long_text.push_back(static_cast<char>(i));
+  }
+  long_text += "xyz";
+  CHECK(hash(long_text) == "afd18a3957d3670a");  // 1283 bytes: stripes, 8-, 4- and 1-byte tails
+  // Fed in uneven pieces, the same digest.
+  grpo::detail::Xxh64 pieces;
+  for (std::size_t at = 0; at < long_text.size(); at += 7) {
+    const auto n = std::min<std::size_t>(7, long_text.size() - at);
+    pieces.update(reinterpret_cast<const unsigned char*>(long_text.data() + at), n);
+  }
+  CHECK(grpo::detail::hex64(pieces.digest()) == "afd18a3957d3670a");
+}
+
+TEST_CASE(
+    "a truncated, altered or missing checkpoint file is an error naming it, and a failed resume changes "
+    "nothing",
+    "[train][reliability]") {
+  namespace fs = std::filesystem;
+  using namespace reliability_test;
+  grpo_test::ScopedTempDir dir;
+  auto writer = trainer_in(dir.path() / "run");
+  writer->train();
+  const fs::path good = dir.path() / "run" / "checkpoint-1";
+  REQUIRE(fs::exists(good / grpo::checkpoint_manifest_name));
+  CHECK_NOTHROW(grpo::verify_checkpoint(good.string()));
+
+  // A trainer one step in, whose state must survive every failed resume untouched.
+  auto t = trainer_in(dir.path() / "victim", 2);
+  t->train();
+  const auto before = parameters_of(*t);
+  const auto step_before = t->state().global_step;
+  const auto check_unchanged = [&] {
+    CHECK(same(parameters_of(*t), before));
+    CHECK(t->state().global_step == step_before);
+  };
+
+  const fs::path bad = dir.path() / "bad";
+  {
+    INFO("truncated optimizer.pt");
+    copy_tree(good, bad);
+    fs::resize_file(bad / "optimizer.pt", fs::file_size(bad / "optimizer.pt") / 2);
+    CHECK_THROWS_WITH(t->resume_from_checkpoint(bad.string()),
+                      grpo_test::Contains((bad / "optimizer.pt").string()) && grpo_test::Contains("truncated"));
+    check_unchanged();
+  }
+  {
+    INFO("one byte altered in model.safetensors");
+    copy_tree(good, bad);
+    std::fstream f(bad / "model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-5, std::ios::end);
+    const char c = static_cast<char>(f.get());
+    f.seekp(-5, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x40));
+    f.close();
+    CHECK_THROWS_WITH(t->resume_from_checkpoint(bad.string()),
+                      grpo_test::Contains((bad / "model.safetensors").string()) &&
+                          grpo_test::Contains("does not match its checksum"));
+    check_unchanged();
+  }
+  {
+    INFO("trainer_state.json missing");
+    copy_tree(good, bad);
+    fs::remove(bad / "trainer_state.json");
+    CHECK_THROWS_WITH(t->resume_from_checkpoint(bad.string()),
+                      grpo_test::Contains((bad / "trainer_state.json").string()) && grpo_test::Contains("is missing"));
+    check_unchanged();
+  }
+  {
+    INFO("manifest missing");
+    copy_tree(good, bad);
+    fs::remove(bad / grpo::checkpoint_manifest_name);
+    CHECK_THROWS_WITH(t->resume_from_checkpoint(bad.string()), grpo_test::Contains("manifest.json is missing"));
+    check_unchanged();
+  }
+  {
+    INFO("an optimizer file that passes its (rewritten) manifest but cannot be loaded: the last read fails");
+    copy_tree(good, bad);
+    std::ofstream(bad / "optimizer.pt", std::ios::binary | std::ios::trunc) << "not a torch archive";
+    grpo::write_checkpoint_manifest(bad.string());
+    CHECK_THROWS_WITH(t->resume_from_checkpoint(bad.string()),
+                      grpo_test::Contains((bad / "optimizer.pt").string()) &&
+                          grpo_test::Contains("cannot be loaded into the optimizer"));
+    check_unchanged();
+  }
+  // The trainer still trains and resumes normally afterwards.
+  CHECK_NOTHROW(t->resume_from_checkpoint(good.string()));
+  CHECK(t->state().global_step == 1);
+}
+
+TEST_CASE("stale checkpoint temporaries of dead writers are removed; a failed save leaves the last checkpoint",
+          "[train][reliability]") {
+  namespace fs = std::filesystem;
+  using namespace reliability_test;
+  grpo_test::ScopedTempDir dir;
+  const fs::path run = dir.path() / "run";
+  fs::create_directories(run);
+  // A writer that died: a reaped child's pid.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  const fs::path stale = run / ("checkpoint-9.tmp-" + std::to_string(child));
+  const fs::path alive = run / ("checkpoint-8.tmp-" + std::to_string(::getppid()));  // a running process's
+  fs::create_directories(stale);
+  fs::create_directories(alive);
+  std::ofstream(stale / "model.safetensors") << "half written";
+
+  auto t = trainer_in(run);
+  t->train();  // saves checkpoint-1 and checkpoint-2
+  CHECK_FALSE(fs::exists(stale));
+  CHECK(fs::exists(alive));
+  CHECK_NOTHROW(grpo::verify_checkpoint((run / "checkpoint-2").string()));
+
+  // A full disk while saving, made with a file-size limit: the save fails, says so, leaves no temporary folder,
+  // and checkpoint-2 still verifies and resumes.
+  struct rlimit old_limit {};
+  ::getrlimit(RLIMIT_FSIZE, &old_limit);
+  struct rlimit small = old_limit;
+  small.rlim_cur = 4096;
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  ::setrlimit(RLIMIT_FSIZE, &small);
+  std::string message;
+  try {
+    t->save_checkpoint();
+  } catch (const std::exception& e) {
+    message = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::signal(SIGXFSZ, old_handler);
+  INFO(message);
+  CHECK_THAT(message,
+             grpo_test::Contains("grpo::GRPOTrainer::save_checkpoint: writing " + (run / "checkpoint-2").string()) &&
+                 grpo_test::Contains("the last complete checkpoint"));
+  bool temporaries = false;
+  for (const auto& entry : fs::directory_iterator(run)) {
+    temporaries |= entry.path().filename().string().rfind("checkpoint-2.tmp-", 0) == 0;
+  }
+  CHECK_FALSE(temporaries);
+  // checkpoint-2 was the target: the failed rewrite must not have touched the existing one.
+  CHECK_NOTHROW(grpo::verify_checkpoint((run / "checkpoint-2").string()));
+  auto resumed = trainer_in(dir.path() / "resumed", 3);
+  CHECK_NOTHROW(resumed->resume_from_checkpoint((run / "checkpoint-2").string()));
+  CHECK(resumed->state().global_step == 2);
+}
