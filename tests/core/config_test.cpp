@@ -63,6 +63,7 @@ grpo::GRPOConfig non_default_config() {
   c.steps_per_generation = 4;
   c.num_processes = 2;
   c.ddp_timeout = 60;
+  c.truncate_prompts_to_model_positions = true;
   c.shuffle_dataset = false;
   c.max_steps = 100;
   c.num_train_epochs = 1.5;
@@ -248,7 +249,7 @@ TEST_CASE("GRPOConfig's JSON is exactly TRL's option names, with today's default
     "lr_scheduler_type": "linear", "warmup_steps": 0, "warmup_ratio": 0.0, "max_grad_norm": 1.0,
     "gradient_checkpointing": false, "bf16": false, "per_device_train_batch_size": 8,
     "log_prob_micro_batch_size": 0, "gradient_accumulation_steps": 1, "steps_per_generation": null,
-    "num_processes": 1, "ddp_timeout": 1800, "shuffle_dataset": true, "max_steps": -1, "num_train_epochs": 3.0, "seed": 42,
+    "truncate_prompts_to_model_positions": false, "num_processes": 1, "ddp_timeout": 1800, "shuffle_dataset": true, "max_steps": -1, "num_train_epochs": 3.0, "seed": 42,
     "dynamic_sampling": false, "max_dynamic_sampling_retries": 4, "logging_steps": 10, "save_steps": 500,
     "save_total_limit": null, "eval_steps": null, "output_dir": "grpo_output", "log_completions": true
   })");
@@ -258,7 +259,7 @@ TEST_CASE("GRPOConfig's JSON is exactly TRL's option names, with today's default
   for (const auto& item : actual.items()) actual_keys.insert(item.key());
   CHECK(actual_keys == expected_keys);
   CHECK(actual == expected);
-  CHECK(expected.size() == 54);
+  CHECK(expected.size() == 55);
 }
 
 TEST_CASE("every field of every options struct is in its visitor and round-trips through JSON", "[config]") {
@@ -275,7 +276,7 @@ TEST_CASE("every field of every options struct is in its visitor and round-trips
   CHECK(visited_keys<grpo::GRPOConfig>().size() == loss_fields + advantage_fields + config_own_fields);
   CHECK(loss_fields == 10);
   CHECK(advantage_fields == 4);
-  CHECK(config_own_fields == 40);
+  CHECK(config_own_fields == 41);
 
   // The config's list starts with the bases' lists, keys unchanged.
   const auto config_keys = visited_keys<grpo::GRPOConfig>();

@@ -242,3 +242,64 @@ TEST_CASE("stale checkpoint temporaries of dead writers are removed; a failed sa
   CHECK_NOTHROW(resumed->resume_from_checkpoint((run / "checkpoint-2").string()));
   CHECK(resumed->state().global_step == 2);
 }
+
+TEST_CASE(
+    "a prompt that leaves no room for the completion in the model's positions is refused, or cut with one "
+    "warning when asked",
+    "[train][reliability]") {
+  using namespace reliability_test;
+  grpo_test::ScopedTempDir dir;
+  auto make = [&](bool truncate) {
+    torch::manual_seed(4);
+    auto model_config = grpo::LlamaConfig::tiny(tokenizer().vocab_size());
+    model_config.max_position_embeddings = 8;  // prompts "a+b=" are 4 tokens: 4 + 6 completion tokens do not fit
+    auto config = config_in(dir.path() / (truncate ? "cut" : "refused"));
+    config.max_completion_length = 6;
+    config.truncate_prompts_to_model_positions = truncate;
+    config.steps_per_generation = 1;  // two generation batches: the warning still comes once
+    config.save_steps = 0;
+    grpo::TrainerOptions options;
+    options.torch_threads = 1;
+    auto t = std::make_unique<Trainer>(std::make_shared<grpo::LlamaModel>(model_config), tokenizer(), rewards(), config,
+                                       grpo_examples::arithmetic_dataset({0, 9, "+"}), std::nullopt, options);
+    t->callbacks().remove<grpo::ConsoleReporter>();
+    return t;
+  };
+  auto refused = make(false);
+  CHECK_THROWS_WITH(refused->train(), grpo_test::Contains("the prompt of dataset row") &&
+                                          grpo_test::Contains("has 4 tokens") &&
+                                          grpo_test::Contains("needs 10 positions, but the model has 8") &&
+                                          grpo_test::Contains("truncate_prompts_to_model_positions"));
+  struct Warnings {
+    std::vector<std::string> seen;
+    void on_warning(const grpo::TrainerState&, const std::string& message) { seen.push_back(message); }
+  } warnings;
+  auto cut = make(true);
+  cut->train(warnings);
+  CHECK(cut->state().global_step == 2);
+  int about_positions = 0;
+  for (const auto& w : warnings.seen) about_positions += w.find("cut to their last 2 tokens") != std::string::npos;
+  CHECK(about_positions == 1);
+}
+
+TEST_CASE("a safetensors header whose shape overflows 64-bit arithmetic is refused naming the file",
+          "[train][reliability]") {
+  grpo_test::ScopedTempDir dir;
+  const auto write_header = [&](const std::string& name, const std::string& header) {
+    std::string bytes(8, '\0');
+    uint64_t length = header.size();
+    for (int i = 0; i < 8; ++i) bytes[static_cast<std::size_t>(i)] = static_cast<char>((length >> (8 * i)) & 0xff);
+    return dir.write(name, bytes + header);
+  };
+  // 2^32 * 2^32 * 16 elements wrap to 0, which matched the empty data_offsets before the check.
+  const auto wraps =
+      write_header("wraps.safetensors", R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 16], )"
+                                        R"("data_offsets": [0, 0]}})");
+  CHECK_THROWS_WITH(grpo::read_safetensors(wraps),
+                    grpo_test::Contains(wraps) && grpo_test::Contains("overflows 64-bit arithmetic"));
+  // 2^62 float32 elements: the count fits, the byte size does not.
+  const auto bytes = write_header("bytes.safetensors", R"({"w": {"dtype": "F32", "shape": [4611686018427387904], )"
+                                                       R"("data_offsets": [0, 0]}})");
+  CHECK_THROWS_WITH(grpo::read_safetensors(bytes),
+                    grpo_test::Contains(bytes) && grpo_test::Contains("byte size overflows 64-bit arithmetic"));
+}

@@ -52,6 +52,17 @@ inline std::string exception_text(const std::exception& e) {
   return e.what();
 }
 
+// Turns off TCPStoreOptions::useLibUV where the field exists (LibTorch >= 2.2); false when it does not.
+template <class Options>
+auto disable_libuv(Options& o, int) -> decltype(o.useLibUV = false, bool()) {
+  o.useLibUV = false;
+  return true;
+}
+template <class Options>
+bool disable_libuv(Options&, long) {
+  return false;
+}
+
 inline std::string store_text(const std::vector<uint8_t>& bytes) { return std::string(bytes.begin(), bytes.end()); }
 inline std::vector<uint8_t> store_bytes(const std::string& text) {
   return std::vector<uint8_t>(text.begin(), text.end());
@@ -172,7 +183,13 @@ class ProcessGroup {
       o.numWorkers = static_cast<std::size_t>(env.world_size);
       o.waitWorkers = !env.use_agent_store;
       o.timeout = options.timeout;
-      tcp_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+      try {
+        tcp_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+      } catch (const std::exception& e) {
+        // LibTorch >= 2.4 asks for the libuv backend by default; builds without libuv (Debian 13's) refuse it.
+        if (detail::exception_text(e).find("libuv") == std::string::npos || !detail::disable_libuv(o, 0)) throw;
+        tcp_ = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+      }
     } catch (const std::exception& e) {
       const std::string text = detail::exception_text(e);
       if (serve && text.find("ddress already in use") != std::string::npos) {

@@ -21,7 +21,8 @@
 // [B,L,V] logits; other models go through forward()'s full logits. `forward_last(ids, mask, cache)` -> [B,1,V]
 // (the logits of the last position only, the cache extended by all L) saves generation's prefill the logits of
 // the prompt positions. `set_gradient_checkpointing(bool)` lets GRPOConfig::gradient_checkpointing turn on
-// activation recomputation.
+// activation recomputation. `int64_t max_positions() const` (config.json's max_position_embeddings) lets the
+// trainer refuse or truncate prompts that leave no room for max_completion_length tokens.
 // grpo::LlamaModel, any torch::nn::Module with this forward, and grpo::TorchScriptLM (a torch::jit::Module
 // adapter) qualify.
 
@@ -119,6 +120,12 @@ struct has_eos_token_ids<
     : std::true_type {};
 
 template <class M, class = void>
+struct has_max_positions : std::false_type {};
+template <class M>
+struct has_max_positions<M, std::void_t<decltype(int64_t{std::declval<const M&>().max_positions()})>> : std::true_type {
+};
+
+template <class M, class = void>
 struct has_gradient_checkpointing : std::false_type {};
 template <class M>
 struct has_gradient_checkpointing<M, std::void_t<decltype(std::declval<M&>().set_gradient_checkpointing(true))>>
@@ -173,6 +180,17 @@ std::vector<int64_t> model_eos_token_ids(const M& model) {
   } else {
     (void)model;
     return {};
+  }
+}
+
+/// The positions the model can attend over (`max_positions() const`, optional member of the trait); 0 = unknown.
+template <class M>
+int64_t model_max_positions(const M& model) {
+  if constexpr (detail::has_max_positions<M>::value) {
+    return model.max_positions();
+  } else {
+    (void)model;
+    return 0;
   }
 }
 

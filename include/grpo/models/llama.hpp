@@ -356,6 +356,8 @@ class LlamaModel : public torch::nn::Cloneable<LlamaModel> {
 
   /// The configuration the model was built from.
   const LlamaConfig& config() const { return config_; }
+  /// Positions the model was trained for (config.json's max_position_embeddings).
+  int64_t max_positions() const { return config_.max_position_embeddings; }
   /// End-of-sequence ids from the configuration (config.json's eos_token_id; empty when it has none); generate()
   /// stops at them by default.
   std::vector<int64_t> eos_token_ids() const { return config_.eos_token_ids; }

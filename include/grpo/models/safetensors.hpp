@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -137,10 +138,18 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
     Entry entry{name, dtype->type, {}, 0, 0};
     uint64_t elements = 1;
     if (!info["shape"].is_array()) fail(what + " has a non-array shape " + info["shape"].dump());
+    constexpr uint64_t largest = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
     for (const auto& dim : info["shape"]) {
       if (!dim.is_number_unsigned()) fail(what + " has a bad shape " + info["shape"].dump());
-      entry.shape.push_back(dim.get<int64_t>());
-      elements *= dim.get<uint64_t>();
+      const auto size = dim.get<uint64_t>();
+      if (size > largest || (size != 0 && elements > largest / size)) {
+        fail(what + " has a shape " + info["shape"].dump() + " whose element count overflows 64-bit arithmetic");
+      }
+      entry.shape.push_back(static_cast<int64_t>(size));
+      elements *= size;
+    }
+    if (elements > largest / static_cast<uint64_t>(dtype->size)) {
+      fail(what + " has a shape " + info["shape"].dump() + " whose byte size overflows 64-bit arithmetic");
     }
     const auto& offsets = info["data_offsets"];
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||

@@ -109,6 +109,10 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
   int gradient_accumulation_steps = 1;
   /// Micro-batches per generation batch; unset means gradient_accumulation_steps.
   std::optional<int> steps_per_generation;
+  /// When a prompt (after max_prompt_length) plus max_completion_length exceeds the model's positions
+  /// (max_position_embeddings): false, an error naming the dataset row and the lengths; true, keep the prompt's
+  /// last (positions - max_completion_length) tokens, with one warning.
+  bool truncate_prompts_to_model_positions = false;
   /// Data-parallel processes (P); the generation batch spans all of them. The trainer sets it to its process
   /// group's size (torchrun's WORLD_SIZE); a different value other than 1 is an error.
   int num_processes = 1;
@@ -180,6 +184,7 @@ struct GRPOConfig : LossOptions, AdvantageOptions {
     visit("log_prob_micro_batch_size", self.log_prob_micro_batch_size);
     visit("gradient_accumulation_steps", self.gradient_accumulation_steps);
     visit("steps_per_generation", self.steps_per_generation);
+    visit("truncate_prompts_to_model_positions", self.truncate_prompts_to_model_positions);
     visit("num_processes", self.num_processes);
     visit("ddp_timeout", self.ddp_timeout);
     visit("shuffle_dataset", self.shuffle_dataset);

@@ -75,6 +75,31 @@ class RolloutGenerator {
     if (static_cast<int64_t>(ids.size()) > config_.max_prompt_length) {
       ids.erase(ids.begin(), ids.end() - config_.max_prompt_length);
     }
+    const int64_t positions = model_max_positions(policy_.model());
+    const auto length = static_cast<int64_t>(ids.size());
+    if (positions > 0 && length + config_.max_completion_length > positions) {
+      const int64_t room = positions - config_.max_completion_length;
+      if (!config_.truncate_prompts_to_model_positions || room < 1) {
+        throw InvalidArgument(
+            "grpo::GRPOTrainer: the prompt of dataset row " + std::to_string(row) + " has " + std::to_string(length) +
+            " tokens (after max_prompt_length = " + std::to_string(config_.max_prompt_length) +
+            "); with max_completion_length = " + std::to_string(config_.max_completion_length) + " that needs " +
+            std::to_string(length + config_.max_completion_length) + " positions, but the model has " +
+            std::to_string(positions) + " (max_position_embeddings)" +
+            (room < 1 ? std::string("; max_completion_length alone leaves no room for a prompt")
+                      : std::string("; lower max_prompt_length or max_completion_length, or set "
+                                    "truncate_prompts_to_model_positions to keep the prompt's last ") +
+                            std::to_string(room) + " tokens"));
+      }
+      ids.erase(ids.begin(), ids.end() - room);
+      if (!warned_truncation_) {
+        warned_truncation_ = true;
+        pending_warning_ = "prompts longer than the model's " + std::to_string(positions) +
+                           " positions minus max_completion_length = " + std::to_string(config_.max_completion_length) +
+                           " are cut to their last " + std::to_string(room) + " tokens (first: dataset row " +
+                           std::to_string(row) + ", " + std::to_string(length) + " tokens); this warning is given once";
+      }
+    }
     return ids;
   }
 
@@ -174,6 +199,7 @@ class RolloutGenerator {
         r.rewards, Eigen::Map<const Eigen::VectorXd>(w.data(), static_cast<Eigen::Index>(w.size())));
     r.reward_metrics = std::move(scores.metrics);
     r.warnings = std::move(scores.warnings);
+    if (!pending_warning_.empty()) r.warnings.insert(r.warnings.begin(), std::exchange(pending_warning_, ""));
     return r;
   }
 
@@ -234,6 +260,8 @@ class RolloutGenerator {
   const GRPOConfig& config_;
   const PromptRenderer& renderer_;
   ProcessGroup* group_ = nullptr;
+  mutable bool warned_truncation_ = false;  // the one warning about prompts cut to the model's positions
+  mutable std::string pending_warning_;
 };
 
 }  // namespace grpo
