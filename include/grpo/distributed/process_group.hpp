@@ -5,7 +5,10 @@
 // targets). Every collective is named; a failure (a rank that exited, hangs past the timeout, or threw) becomes one
 // grpo::RuntimeError naming the collective, the ranks that did not reach it and what they reported.
 
+#include <signal.h>
+
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -176,6 +179,11 @@ class ProcessGroup {
         "grpo::ProcessGroup: rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": ";
     const std::string address = env.master_addr + ":" + std::to_string(env.master_port);
     const bool serve = env.rank == 0 && !env.use_agent_store;
+    // A peer that exits closes its sockets; writing to one then raises SIGPIPE, whose default action kills this
+    // process silently (Python, torch's usual host, ignores it). Ignore it unless the program installed a handler,
+    // so that the write fails and the collective reports the missing rank.
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) std::signal(SIGPIPE, SIG_IGN);
     try {
       c10d::TCPStoreOptions o;
       o.port = static_cast<uint16_t>(env.master_port);
