@@ -1,19 +1,27 @@
 // Checkpoints that prove themselves: a manifest of sizes and XXH64 checksums verified at resume, resumes that are
 // all or nothing, stale temporaries of dead writers removed, and a failed save (a full disk) that leaves the last
 // good checkpoint usable.
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "arithmetic_task.hpp"
 
 #include "grpo/models/llama.hpp"
+#include "grpo/models/safetensors.hpp"
 #include "grpo/rewards/builtin/accuracy.hpp"
 #include "grpo/tokenizers/char_tokenizer.hpp"
 #include "grpo/train/checkpoint.hpp"
@@ -57,12 +65,14 @@ grpo::GRPOConfig config_in(const fs::path& dir) {
   return c;
 }
 
-std::unique_ptr<Trainer> trainer_in(const fs::path& dir, uint64_t seed = 1) {
+std::unique_ptr<Trainer> trainer_in(const fs::path& dir, uint64_t seed = 1, int64_t max_steps = 2) {
   torch::manual_seed(seed);
   auto model = std::make_shared<grpo::LlamaModel>(grpo::LlamaConfig::tiny(tokenizer().vocab_size()));
   grpo::TrainerOptions options;
   options.torch_threads = 1;
-  auto t = std::make_unique<Trainer>(model, tokenizer(), rewards(), config_in(dir),
+  auto config = config_in(dir);
+  config.max_steps = max_steps;
+  auto t = std::make_unique<Trainer>(model, tokenizer(), rewards(), config,
                                      grpo_examples::arithmetic_dataset({0, 9, "+"}), std::nullopt, options);
   t->callbacks().remove<grpo::ConsoleReporter>();
   return t;
@@ -84,6 +94,49 @@ bool same(const grpo::TensorMap& a, const grpo::TensorMap& b) {
 void copy_tree(const fs::path& from, const fs::path& to) {
   fs::remove_all(to);
   fs::copy(from, to, fs::copy_options::recursive);
+}
+
+// Kill-and-resume: a training process (this executable running "[.kill-worker]" on GRPO_KILL_DIR) that resumes from
+// the latest checkpoint in GRPO_KILL_DIR/run when there is one, trains to the end and writes its parameters to
+// GRPO_KILL_DIR/final.safetensors.
+constexpr int kill_run_steps = 16;
+
+int run_kill_worker(const fs::path& dir) {
+  auto t = trainer_in(dir / "run", 1, kill_run_steps);
+  const auto checkpoints = grpo::list_checkpoints((dir / "run").string());
+  if (!checkpoints.empty()) t->resume_from_checkpoint(checkpoints.back());
+  t->train();
+  grpo::write_safetensors((dir / "final.safetensors").string(), parameters_of(*t));
+  return 0;
+}
+
+// Starts the worker on `dir` with its output in dir/worker.log.
+pid_t spawn_kill_worker(const fs::path& dir) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  env.push_back("GRPO_KILL_DIR=" + dir.string());
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string self = fs::read_symlink("/proc/self/exe").string(), filter = "[.kill-worker]";
+  std::vector<char*> argv{self.data(), filter.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  const std::string log = (dir / "worker.log").string();
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  return spawned == 0 ? pid : -1;
+}
+
+bool has_checkpoint_temporary(const fs::path& run) {
+  std::error_code ec;
+  for (fs::directory_iterator it(run, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path().filename().string().find(".tmp-") != std::string::npos) return true;
+  }
+  return false;
 }
 
 }  // namespace reliability_test
@@ -302,4 +355,107 @@ TEST_CASE("a safetensors header whose shape overflows 64-bit arithmetic is refus
                                                        R"("data_offsets": [0, 0]}})");
   CHECK_THROWS_WITH(grpo::read_safetensors(bytes),
                     grpo_test::Contains(bytes) && grpo_test::Contains("byte size overflows 64-bit arithmetic"));
+}
+
+TEST_CASE("kill-and-resume worker (run by the kill-and-resume test)", "[.kill-worker]") {
+  const char* dir = std::getenv("GRPO_KILL_DIR");
+  if (dir == nullptr) {
+    SUCCEED("the process the kill-and-resume test kills: nothing to do outside it");
+    return;
+  }
+  int status = 2;
+  try {
+    status = reliability_test::run_kill_worker(dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "worker error: %s\n", e.what());
+  }
+  std::fflush(stderr);
+  std::_Exit(status);  // skip Catch's report: the exit status is the result
+}
+
+TEST_CASE(
+    "a run killed with SIGKILL at random moments, also inside checkpoint writes, resumes each time from its "
+    "latest checkpoint and ends bit-identical to an uninterrupted run",
+    "[train][reliability][kill-resume]") {
+  namespace fs = std::filesystem;
+  using namespace reliability_test;
+  grpo_test::ScopedTempDir dir;
+  const auto wait_exit = [](pid_t pid) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  };
+  const fs::path reference = dir.path() / "reference", killed = dir.path() / "killed";
+  fs::create_directories(reference);
+  fs::create_directories(killed);
+  const pid_t ref = spawn_kill_worker(reference);
+  REQUIRE(ref > 0);
+  {
+    const int status = wait_exit(ref);
+    INFO("reference run's log:\n" << grpo_test::read_text((reference / "worker.log").string()));
+    REQUIRE(status == 0);
+  }
+
+  // Each attempt waits for 0 or 1 more checkpoints, then kills the worker either at once or a random 0-40 ms later
+  // (inside a training step, a generation batch or a save) or the moment a checkpoint's temporary folder appears
+  // (a write in progress); every attempt resumes from what the previous ones left. After `wanted_kills` the last
+  // attempt runs to the end.
+  std::mt19937 random(20261130);
+  const auto checkpoint_count = [&] { return grpo::list_checkpoints((killed / "run").string()).size(); };
+  int kills = 0, kills_inside_writes = 0, attempts = 0;
+  constexpr int wanted_kills = 12;
+  bool finished = false;
+  while (!finished && attempts < 100) {
+    ++attempts;
+    const std::size_t target = checkpoint_count() + std::uniform_int_distribution<std::size_t>(0, 1)(random);
+    const bool at_write = attempts % 2 == 0;
+    const auto extra = std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 40)(random));
+    const pid_t pid = spawn_kill_worker(killed);
+    REQUIRE(pid > 0);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    int status = 0;
+    bool exited = false;
+    std::chrono::steady_clock::time_point kill_at = give_up;
+    while (kills < wanted_kills && std::chrono::steady_clock::now() < std::min(kill_at, give_up)) {
+      if (::waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      if (kill_at == give_up && checkpoint_count() >= target) {
+        if (!at_write) kill_at = std::chrono::steady_clock::now() + extra;
+      }
+      if (kill_at == give_up && at_write && checkpoint_count() >= target && has_checkpoint_temporary(killed / "run")) {
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (!exited && kills < wanted_kills) {
+      ::kill(pid, SIGKILL);
+      status = wait_exit(pid);
+      if (status == 128 + SIGKILL) {
+        ++kills;
+        kills_inside_writes += has_checkpoint_temporary(killed / "run");
+        continue;
+      }
+    } else if (!exited) {
+      status = wait_exit(pid);
+    } else {
+      status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    INFO("attempt " << attempts << " log:\n" << grpo_test::read_text((killed / "worker.log").string()));
+    REQUIRE(status == 0);
+    finished = true;
+  }
+  INFO(kills << " kills, " << kills_inside_writes << " inside checkpoint writes, " << attempts << " attempts");
+  REQUIRE(finished);
+  CHECK(kills == wanted_kills);
+  CHECK(kills_inside_writes >= 1);
+  // The last run cleaned up the temporaries of the killed writers, and its weights are the uninterrupted run's.
+  CHECK_FALSE(has_checkpoint_temporary(killed / "run"));
+  const auto expected = grpo::read_safetensors((reference / "final.safetensors").string()).tensors;
+  const auto actual = grpo::read_safetensors((killed / "final.safetensors").string()).tensors;
+  REQUIRE(expected.size() == actual.size());
+  CHECK(same(expected, actual));
+  CHECK(grpo::list_checkpoints((killed / "run").string()).back() ==
+        (killed / "run" / grpo::checkpoint_name(kill_run_steps)).string());
 }
