@@ -7,6 +7,7 @@ packages=(
   build-essential cmake make pkg-config ca-certificates
   libtorch-dev libgloo-dev libopenblas0-pthread
   libeigen3-dev nlohmann-json3-dev libpcre2-dev catch2 libbenchmark-dev
+  python3  # the code-execution reward's tests run Python programs in its sandbox (tests/core/code_execution_test.cpp)
 )
 # Optional group for `make bench`: GRPO_WITH_BENCH=1 adds Debian's PyTorch, which the Python peer of the
 # benchmarks (benchmarks/peer/peer.py, run with /usr/bin/python3) needs.

@@ -7,6 +7,7 @@
 //   {"type": "think_answer_format"}
 //   {"type": "soft_overlong_punishment", "max_completion_length": 256, "soft_punish_cache": 64}
 //   {"type": "repetition_penalty", "ngram_size": 3, "max_penalty": -1.0}
+//   {"type": "code_execution", "column": "tests", "timeout_seconds": 5, "memory_mb": 512, "interpreter": ["python3"]}
 //   {"type": "plugin", "library": "./libmy_reward.so", "factory": "make_my_reward", "options": {...},
 //    "columns": {"solution": "answer"}}
 //
@@ -25,6 +26,7 @@
 
 #include "grpo/error.hpp"
 #include "grpo/rewards/builtin/accuracy.hpp"
+#include "grpo/rewards/builtin/code_execution.hpp"
 #include "grpo/rewards/builtin/format.hpp"
 #include "grpo/rewards/builtin/repetition.hpp"
 #include "grpo/rewards/builtin/soft_overlong_punishment.hpp"
@@ -42,7 +44,8 @@ struct ConfiguredReward {
 /// The built-in reward types reward_from_config knows.
 inline const std::vector<std::string>& builtin_reward_types() {
   static const std::vector<std::string> types = {
-      "accuracy", "regex_format", "think_answer_format", "soft_overlong_punishment", "repetition_penalty", "plugin"};
+      "accuracy",       "regex_format", "think_answer_format", "soft_overlong_punishment", "repetition_penalty",
+      "code_execution", "plugin"};
   return types;
 }
 
@@ -150,6 +153,35 @@ inline ConfiguredReward reward_from_config(const nlohmann::json& entry, const st
     detail::check_reward_keys(entry, {"ngram_size", "max_penalty"}, where);
     function = repetition_penalty_reward(reward_option<int>(entry, "ngram_size", 3, where),
                                          reward_option<double>(entry, "max_penalty", -1.0, where));
+  } else if (type == "code_execution") {
+    // Sandbox options (rewards/sandbox.hpp) under their own names; "timeout_seconds" is per test.
+    detail::check_reward_keys(entry,
+                              {"column", "interpreter", "program_file", "timeout_seconds", "cpu_seconds", "memory_mb",
+                               "file_size_mb", "max_processes", "require_isolation", "temp_parent"},
+                              where);
+    CodeExecutionReward options;
+    options.column = reward_option<std::string>(entry, "column", options.column, where);
+    options.name = reward_option<std::string>(entry, "name", options.name, where);
+    const auto interpreter = entry.find("interpreter");
+    if (interpreter != entry.end() && interpreter->is_string()) {
+      options.interpreter = {interpreter->get<std::string>()};
+    } else {
+      options.interpreter = reward_option<std::vector<std::string>>(entry, "interpreter", options.interpreter, where);
+    }
+    options.program_file = reward_option<std::string>(entry, "program_file", options.program_file, where);
+    auto& sandbox = options.sandbox;
+    sandbox.timeout_seconds = reward_option<double>(entry, "timeout_seconds", sandbox.timeout_seconds, where);
+    sandbox.cpu_seconds = reward_option<int>(entry, "cpu_seconds", sandbox.cpu_seconds, where);
+    sandbox.memory_mb = reward_option<int64_t>(entry, "memory_mb", sandbox.memory_mb, where);
+    sandbox.file_size_mb = reward_option<int64_t>(entry, "file_size_mb", sandbox.file_size_mb, where);
+    sandbox.max_processes = reward_option<int>(entry, "max_processes", sandbox.max_processes, where);
+    sandbox.require_isolation = reward_option<bool>(entry, "require_isolation", sandbox.require_isolation, where);
+    sandbox.temp_parent = reward_option<std::string>(entry, "temp_parent", sandbox.temp_parent, where);
+    try {
+      function = code_execution_reward(std::move(options));
+    } catch (const InvalidArgument& e) {
+      throw InvalidArgument(where + e.what());
+    }
   } else if (type == "plugin") {
     detail::check_reward_keys(entry, {"library", "factory", "options"}, where);
     if (!entry.contains("library") || !entry.contains("factory")) {
