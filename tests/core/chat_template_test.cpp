@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -146,6 +147,78 @@ TEST_CASE("a template error names the line and the construct", "[chat_template]"
   const grpo::ChatTemplate method("{{ messages[0].content.format(1) }}");
   CHECK_THAT(render_error(method, nlohmann::ordered_json::parse(R"([{"role": "user", "content": "hi"}])"), {}),
              Contains("line 1: unsupported construct: str method 'format'"));
+}
+
+// Each was a crash, a hang or unbounded memory before (found by tests/fuzz/chat_template_fuzz.cpp or while writing
+// it; the inputs are in tests/fuzz/corpus/chat_template/regression_*.jinja).
+TEST_CASE("a runaway template is an error naming the line, not a crash, a hang or all the memory", "[chat_template]") {
+  const auto error = [](const std::string& source) {
+    try {
+      return render_error(grpo::ChatTemplate(source),
+                          nlohmann::ordered_json::parse(R"([{"role": "user", "content": "hi"}])"), {});
+    } catch (const grpo::InvalidArgument& e) {
+      return std::string(e.what());
+    }
+  };
+  // 64-bit integers: literals, negation, floor division and modulo at INT64_MIN, abs, sum, int().
+  CHECK(error("\n{{ 99999999999999999999 }}") ==
+        "grpo::ChatTemplate: line 2: integer literal 99999999999999999999 does not fit the template's 64-bit "
+        "integers");
+  const std::string int_min = "{% set m = -9223372036854775807 - 1 %}";
+  for (const char* expression : {"-m", "m // -1", "m | abs", "[m, -1] | sum", "'1e300' | int", "1e300 | int"}) {
+    INFO(expression);
+    CHECK_THAT(error(int_min + "{{ " + expression + " }}"),
+               Contains("line 1: integer overflow: the template's integers are 64-bit"));
+  }
+  CHECK(render_one(int_min + "{{ m % -1 }} {{ m is divisibleby(-1) }} {{ [9007199254740993] | sum }}") ==
+        "0 True 9007199254740993");
+  // Sizes: indent and repetition follow Python (' ' * -5 is ''), huge ones are errors; empty repetitions are free.
+  CHECK(render_one("{{ 'a\nb' | indent(-5, true) }}|{{ '' * 9223372036854775807 }}|{{ [] * 9223372036854775807 }}") ==
+        "a\nb||[]");
+  CHECK_THAT(error("{{ 'a b' | indent(99999999999) }}"), Contains("line 1: the template built a string of more than"));
+  CHECK_THAT(error("{{ [[1]] | tojson(indent=999999999) }}"), Contains("a string of more than 64 MiB"));
+  CHECK_THAT(error("{% set s = 'x' * 60000000 %}{{ ([s] * 100000) | length }}"),
+             Contains("repetition with '*' too large"));  // strings are copied with the list
+  for (const char* expression : {"s | list", "s | sort", "s.split(',')"}) {
+    INFO(expression);
+    CHECK_THAT(error(std::string("{% set s = 'x,' * 200000 %}{{ ") + expression + " | length }}"),
+               Contains("the template built a list of more than 131072 items"));
+  }
+  CHECK_THAT(error("{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}"
+                   "{% endfor %}"),
+             Contains("a string of more than 64 MiB (a runaway loop?)"));
+  // Work: loop iterations, macro calls and the items filters go through share one budget.
+  CHECK_THAT(error("{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}"),
+             Contains("line 2: the template took more than 100000 steps"));
+  CHECK_THAT(error("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}"),
+             Contains("the template took more than 100000 steps"));
+  // Depth: the parser's recursion, expression chains, nested values, a namespace holding itself.
+  CHECK_THAT(error("{{ " + std::string(400, '(') + "1" + std::string(400, ')') + " }}"),
+             Contains("grpo::ChatTemplate: line 1: the template nests blocks or expressions too deeply"));
+  std::string chain = "{{ 'a'";
+  for (int k = 0; k < 300; ++k) chain += " ~ 'a'";
+  CHECK_THAT(error(chain + " }}"), Contains("line 1: an expression nests more than 200 deep"));
+  CHECK_THAT(error("{% set ns = namespace(x=[]) %}{% for i in range(300) %}{% set ns.x = [ns.x] %}{% endfor %}"),
+             Contains("lists and dicts nested more than 200 deep"));
+  CHECK_THAT(error("{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns }}"),
+             Contains("(a namespace holding itself?)"));
+  nlohmann::ordered_json deep = "hi";
+  for (int k = 0; k < 300; ++k) deep = nlohmann::ordered_json::array({deep});
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  messages.push_back({{"role", "user"}, {"content", deep}});
+  CHECK(render_error(grpo::ChatTemplate("{{ messages | length }}"), messages, {}) ==
+        "grpo::ChatTemplate::render: the messages or variables: lists and dicts nested more than 200 deep");
+
+  // Real templates stay far below the bounds: Qwen3's (messages|length in its loop over the messages) renders a
+  // conversation of 2000 turns.
+  std::ifstream in(fixture_dir() / "templates" / "qwen3.jinja");
+  const grpo::ChatTemplate qwen3(std::string(std::istreambuf_iterator<char>(in), {}));
+  nlohmann::ordered_json long_conversation = nlohmann::ordered_json::array();
+  for (int k = 0; k < 2000; ++k) {
+    long_conversation.push_back(
+        {{"role", k % 2 == 0 ? "user" : "assistant"}, {"content", "turn " + std::to_string(k)}});
+  }
+  CHECK_THAT(qwen3.render(long_conversation, true), Contains("turn 1999"));
 }
 
 TEST_CASE("raise_exception reaches the caller as grpo::InvalidArgument with the template's message",

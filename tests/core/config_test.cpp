@@ -526,4 +526,13 @@ TEST_CASE("GRPOConfig saves atomically and loads back, errors name the file", "[
   const std::string unknown = dir.write("unknown.json", R"({"lerning_rate": 0.1})");
   CHECK_THROWS_WITH(grpo::load_config(unknown), Contains("unknown.json") && Contains("\"lerning_rate\""));
   CHECK_THROWS_WITH(grpo::load_config(dir.file("missing.json")), Contains("cannot open") && Contains("missing.json"));
+  // A number beyond double (nlohmann's out_of_range, which escaped before; found by the fuzz seeds).
+  const std::string huge = dir.write("huge.json", R"({"top_p": 1e400})");
+  CHECK_THROWS_AS(grpo::load_config(huge), grpo::InvalidArgument);
+  CHECK_THROWS_WITH(grpo::load_config(huge), Contains("huge.json") && Contains("not valid JSON") && Contains("1e400"));
+  // Nesting beyond 1000 levels (printing the bad value in the message recursed per level and overflowed the stack).
+  const std::string deep =
+      dir.write("deep.json", "{\"reward_weights\": " + std::string(200000, '[') + std::string(200000, ']') + "}");
+  CHECK_THROWS_AS(grpo::load_config(deep), grpo::InvalidArgument);
+  CHECK_THROWS_WITH(grpo::load_config(deep), Contains("deep.json") && Contains("more than 1000 deep"));
 }

@@ -71,6 +71,37 @@ TEST_CASE("a JSON array dataset loads, and its errors name the element or the li
   CHECK_THAT(dataset_error(dir.write("data.csv", "prompt\na\n")), Contains("unknown extension"));
 }
 
+// Found by the fuzz targets (tests/fuzz): nlohmann::json reports a number beyond double as out_of_range, not as a
+// parse_error, and it escaped the loaders as a nlohmann exception instead of a grpo::InvalidArgument.
+TEST_CASE("a number beyond double is an invalid-JSON error naming the file and the line", "[dataset]") {
+  grpo_test::ScopedTempDir dir;
+  const std::string jsonl = dir.write("huge.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"x\": 1e400}\n");
+  CHECK_THROWS_AS(grpo::load_dataset(jsonl), grpo::InvalidArgument);
+  CHECK_THAT(dataset_error(jsonl), StartsWith("grpo::load_jsonl: " + jsonl + ":2: invalid JSON") && Contains("1e400"));
+  const std::string array = dir.write("huge.json", "[{\"prompt\": \"a\", \"x\": -1e400}]");
+  CHECK_THROWS_AS(grpo::load_dataset(array), grpo::InvalidArgument);
+  CHECK_THAT(dataset_error(array),
+             StartsWith("grpo::load_json_array: " + array + ": invalid JSON") && Contains("-1e400"));
+}
+
+// Found with the fuzz targets' inputs made large: nlohmann::json parses any depth, but copying a row recursed once
+// per level and overflowed the stack (a 400 KB line of brackets); the loaders refuse more than 1000 levels.
+TEST_CASE("JSON nested beyond 1000 levels is an error naming the file and the line", "[dataset]") {
+  grpo_test::ScopedTempDir dir;
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string jsonl = dir.write("deep.jsonl", "{\"prompt\": \"a\"}\n{\"prompt\": \"b\", \"x\": " + deep + "}\n");
+  CHECK_THAT(dataset_error(jsonl),
+             StartsWith("grpo::load_jsonl: " + jsonl + ":2: the JSON nests arrays and objects more than 1000 deep"));
+  const std::string array = dir.write("deep.json", "[{\"prompt\": \"a\", \"x\": " + deep + "}]");
+  CHECK(dataset_error(array) ==
+        "grpo::load_json_array: " + array + ": the JSON nests arrays and objects more than 1000 deep");
+  const std::string brackets_in_strings = "\"" + std::string(2000, '[') + "\\\"\"";
+  const grpo::Dataset d = grpo::load_dataset(dir.write(
+      "strings.jsonl",
+      "{\"prompt\": " + brackets_in_strings + ", \"x\": " + std::string(999, '[') + std::string(999, ']') + "}\n"));
+  CHECK(d.prompt(0) == std::string(2000, '[') + "\"");
+}
+
 TEST_CASE("Dataset::from_rows validates rows and names the index", "[dataset]") {
   const grpo::Dataset d = grpo::Dataset::from_rows({{{"prompt", "x"}}, {{"prompt", "y"}, {"answer", 3}}});
   CHECK(d.size() == 2);

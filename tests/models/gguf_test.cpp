@@ -174,6 +174,12 @@ TEST_CASE("damaged or hostile GGUF files fail with errors naming the file and th
              "tensor \"t\" has dimensions whose product overflows 64-bit arithmetic (dimension 1 is 8)");
   open_error(GgufBuilder().tensor("t", {~uint64_t{0}}, 0, "").bytes(), "overflows 64-bit arithmetic");
   open_error(GgufBuilder().tensor("t", {uint64_t{1} << 62}, 0, "").bytes(), "byte size that overflows");
+  // No values, but LibTorch multiplies shape() = [2^40, 2^40, 0] in order: this was a c10::Error from tensor()
+  // (found by tests/fuzz/gguf_fuzz.cpp).
+  open_error(GgufBuilder().tensor("t", {0, uint64_t{1} << 40, uint64_t{1} << 40}, 0, "").bytes(),
+             "tensor \"t\" has dimensions whose product overflows 64-bit arithmetic (dimension 2 is 1099511627776)");
+  grpo::testing::write_bytes(path, GgufBuilder().tensor("t", {0, uint64_t{1} << 20, 3}, 0, "").bytes());
+  CHECK(grpo::GgufFile(path).tensor("t").sizes() == torch::IntArrayRef({3, int64_t{1} << 20, 0}));
   open_error(GgufBuilder().tensor("t", {32}, 99, "").bytes(), "tensor \"t\" has unknown tensor type id 99");
   open_error(GgufBuilder().tensor("t", {32}, 12, std::string(144, '\0')).bytes(),
              "tensor \"t\" of type Q4_K has rows of 32 values, not a multiple of its block size 256");
@@ -202,6 +208,15 @@ TEST_CASE("damaged or hostile GGUF files fail with errors naming the file and th
   grpo::testing::write_bytes(
       path, grpo::testing::tiny_llama_metadata("llama.context_length").str("llama.context_length", "long").bytes());
   CHECK_THROWS_WITH(grpo::llama_config_from_gguf(grpo::GgufFile(path)), Contains("key \"llama.context_length\""));
+  // A head dimension of 1 and a rope_freqs.weight of no values: the largest of no divisors was read past the end
+  // (found while writing tests/fuzz/gguf_fuzz.cpp; corpus/gguf/regression_empty_rope_freqs.gguf).
+  grpo::testing::write_bytes(path, grpo::testing::tiny_llama_metadata()
+                                       .u32("llama.attention.key_length", 1)
+                                       .tensor("rope_freqs.weight", {0}, 0, "")
+                                       .bytes());
+  CHECK_THROWS_WITH(grpo::llama_config_from_gguf(grpo::GgufFile(path)),
+                    Contains("grpo::llama_config_from_gguf: " + path) &&
+                        Contains("tensor \"rope_freqs.weight\" needs a head dimension of at least 2, but it is 1"));
 
   // Files that are not there or are not files.
   CHECK_THROWS_WITH(grpo::GgufFile(tmp.file("absent.gguf")), Contains("cannot open") && Contains("absent.gguf"));

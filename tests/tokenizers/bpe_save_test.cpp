@@ -357,4 +357,18 @@ TEST_CASE("saving is deterministic and refuses tokens that are not valid UTF-8",
   CHECK_FALSE(std::filesystem::exists(dir.path() / "bad" / "tokenizer.json"));
 }
 
+// Found by the tokenizer fuzz target (tests/fuzz/corpus/tokenizer/regression_tied_ids_merge.json).
+TEST_CASE("a merge over tokens that share an id is written as the texts that spell its result", "[bpe][save]") {
+  const auto tokenizer = grpo::BpeTokenizer::from_json(json::parse(R"({
+    "pre_tokenizer": {"type": "ByteLevel"},
+    "model": {"vocab": {"a": 98, "b": 98, "aa": 7, "ab": 2}, "merges": [["a", "b"]]}})"));
+  CHECK(tokenizer.encode("ab") == std::vector<int64_t>{2});
+  const auto written = tokenizer.to_tokenizer_json();
+  CHECK(written.at("model").at("merges") == nlohmann::ordered_json::parse(R"([["a", "b"]])"));
+  const auto reloaded =
+      grpo::BpeTokenizer::from_json(json::parse(written.dump()), json(tokenizer.tokenizer_config_json()));
+  CHECK(reloaded.encode("ab") == std::vector<int64_t>{2});
+  CHECK(reloaded.encode("aa") == std::vector<int64_t>{2});  // "a" and "b" are the same id to the merges
+}
+
 }  // namespace bpe_save_test

@@ -406,6 +406,22 @@ TEST_CASE("unsupported tokenizers are rejected with an error naming the type", "
              Contains("grpo::BpeTokenizer::from_file: /nonexistent/tokenizer.json: cannot open"));
 }
 
+// Found while writing tests/fuzz/tokenizer_fuzz.cpp (corpus/tokenizer/regression_huge_id.json and
+// regression_added_id_int32_max.json): one id near 2^31 made the id tables gigabytes, and an added token's id
+// 2^31 - 1 overflowed the table size and was written past its end.
+TEST_CASE("a token id far beyond the vocabulary is an error, not gigabytes of id tables", "[bpe][errors]") {
+  auto huge_id = tiny_tokenizer_json();
+  huge_id["model"]["vocab"]["abc"] = 2000000000;
+  CHECK_THAT(exception_message([&] { grpo::BpeTokenizer::from_json(huge_id); }),
+             Contains("grpo::BpeTokenizer::from_json: token id 2000000000 is far beyond the 259 tokens of the file"));
+  auto huge_added = tiny_tokenizer_json();
+  huge_added["added_tokens"][0]["id"] = 2147483647;
+  CHECK_THAT(exception_message([&] { grpo::BpeTokenizer::from_json(huge_added); }), Contains("token id 2147483647"));
+  auto sparse = tiny_tokenizer_json();  // a few unused ids are fine
+  sparse["added_tokens"][0]["id"] = 60000;
+  CHECK(grpo::BpeTokenizer::from_json(sparse).vocab_size() == 60001);
+}
+
 TEST_CASE("a tiny tokenizer: merges by rank, special tokens in text, eos from the config, invalid UTF-8", "[bpe]") {
   const auto alone = grpo::BpeTokenizer::from_json(tiny_tokenizer_json());
   CHECK(alone.encode("abc") == std::vector<int64_t>{257});

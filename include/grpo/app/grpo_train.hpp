@@ -72,7 +72,7 @@ inline TrainRun load_train_run(const std::string& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number such as 1e400
     throw InvalidArgument(where + "not valid JSON: " + e.what());
   }
   if (!j.is_object()) throw InvalidArgument(where + "the run file must be a JSON object");

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
+#include <istream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "grpo/detail/json_depth.hpp"
 #include "grpo/detail/prompt_row.hpp"
 #include "grpo/detail/random.hpp"
 #include "grpo/error.hpp"
@@ -124,11 +126,10 @@ class Dataset {
   std::vector<nlohmann::json> rows_;
 };
 
-/// Loads a JSON Lines file: one JSON object per line, blank lines skipped. A malformed line, a non-object, a
-/// missing or malformed "prompt" is a grpo::InvalidArgument starting with "grpo::load_jsonl: <path>:<line>: ".
-inline Dataset load_jsonl(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw RuntimeError("grpo::load_jsonl: cannot open '" + path + "'");
+namespace detail {
+
+// load_jsonl over a stream; `path` names the source in messages (the fuzz target parses from memory).
+inline Dataset parse_jsonl(std::istream& in, const std::string& path) {
   std::vector<nlohmann::json> rows;
   std::string line;
   std::size_t line_number = 0;
@@ -136,10 +137,14 @@ inline Dataset load_jsonl(const std::string& path) {
     ++line_number;
     if (detail::is_blank(line)) continue;
     const std::string where = "grpo::load_jsonl: " + path + ":" + std::to_string(line_number) + ": ";
+    if (detail::json_nesting_depth(line) > detail::max_json_depth) {
+      throw InvalidArgument(where + "the JSON nests arrays and objects more than " +
+                            std::to_string(detail::max_json_depth) + " deep");
+    }
     nlohmann::json row;
     try {
       row = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // a parse_error, or out_of_range for a number such as 1e400
       throw InvalidArgument(where + "invalid JSON (" + e.what() + "); each line must hold one JSON object");
     }
     const std::string problem = detail::row_problem(row);
@@ -150,12 +155,12 @@ inline Dataset load_jsonl(const std::string& path) {
   return Dataset::from_rows(std::move(rows));
 }
 
-/// Loads a file holding one JSON array of row objects. A parse error names "<path>:<line>:<column>"; a bad
-/// element names its index ("grpo::load_json_array: <path>: element 3: ...").
-inline Dataset load_json_array(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw RuntimeError("grpo::load_json_array: cannot open '" + path + "'");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+// load_json_array over the file's text; `path` names the source in messages.
+inline Dataset parse_json_array(const std::string& text, const std::string& path) {
+  if (detail::json_nesting_depth(text) > detail::max_json_depth) {
+    throw InvalidArgument("grpo::load_json_array: " + path + ": the JSON nests arrays and objects more than " +
+                          std::to_string(detail::max_json_depth) + " deep");
+  }
   nlohmann::json array;
   try {
     array = nlohmann::json::parse(text);
@@ -163,6 +168,8 @@ inline Dataset load_json_array(const std::string& path) {
     const auto [line, column] = detail::line_column(text, e.byte > 0 ? e.byte - 1 : 0);
     throw InvalidArgument("grpo::load_json_array: " + path + ":" + std::to_string(line) + ":" + std::to_string(column) +
                           ": invalid JSON (" + e.what() + ")");
+  } catch (const nlohmann::json::exception& e) {  // out_of_range: a number beyond double (1e400); names the number
+    throw InvalidArgument("grpo::load_json_array: " + path + ": invalid JSON (" + e.what() + ")");
   }
   if (!array.is_array()) {
     throw InvalidArgument("grpo::load_json_array: " + path + ": expected a JSON array of row objects, got " +
@@ -180,15 +187,38 @@ inline Dataset load_json_array(const std::string& path) {
   return Dataset::from_rows(std::move(rows));
 }
 
-/// Loads a dataset by extension: ".jsonl" as JSON Lines, ".json" as a JSON array; anything else is an error.
+}  // namespace detail
+
+/// Loads a JSON Lines file: one JSON object per line, blank lines skipped. A malformed line, a non-object, a
+/// missing or malformed "prompt" is a grpo::InvalidArgument starting with "grpo::load_jsonl: <path>:<line>: ".
+inline Dataset load_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw RuntimeError("grpo::load_jsonl: cannot open '" + path + "'");
+  return detail::parse_jsonl(in, path);
+}
+
+/// Loads a file holding one JSON array of row objects. A parse error names "<path>:<line>:<column>"; a bad
+/// element names its index ("grpo::load_json_array: <path>: element 3: ...").
+inline Dataset load_json_array(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw RuntimeError("grpo::load_json_array: cannot open '" + path + "'");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return detail::parse_json_array(text, path);
+}
+
+/// Loads a dataset by extension: ".jsonl" as JSON Lines, ".json" as a JSON array; anything else, and a file without
+/// rows, is an error naming the file.
 inline Dataset load_dataset(const std::string& path) {
   auto ends_with = [&](const std::string& suffix) {
     return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  if (ends_with(".jsonl")) return load_jsonl(path);
-  if (ends_with(".json")) return load_json_array(path);
-  throw InvalidArgument("grpo::load_dataset: '" + path +
-                        "' has an unknown extension; use .jsonl (one object per line) or .json (an array)");
+  if (!ends_with(".jsonl") && !ends_with(".json")) {
+    throw InvalidArgument("grpo::load_dataset: '" + path +
+                          "' has an unknown extension; use .jsonl (one object per line) or .json (an array)");
+  }
+  Dataset dataset = ends_with(".jsonl") ? load_jsonl(path) : load_json_array(path);
+  if (dataset.empty()) throw InvalidArgument("grpo::load_dataset: " + path + " has no rows");
+  return dataset;
 }
 
 }  // namespace grpo

@@ -416,17 +416,22 @@ class GgufFile {
       const auto what = "tensor \"" + info.name + "\"";
       const auto n_dims = in.u32("the dimension count of " + what);
       if (n_dims > 4) in.fail(what + " has " + std::to_string(n_dims) + " dimensions (at most 4)");
-      uint64_t elements = 1;
+      // The product of the non-zero dimensions must fit too: LibTorch multiplies the sizes of shape() (dims
+      // reversed) in order, so [0, 2^40, 2^40] would overflow there although it holds no values.
+      uint64_t nonzero_product = 1;
+      bool has_zero = false;
       for (uint32_t d = 0; d < n_dims; ++d) {
         const auto dim = in.u64("dimension " + std::to_string(d) + " of " + what);
         if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
-            (dim != 0 && elements > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / dim)) {
+            (dim != 0 && nonzero_product > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / dim)) {
           in.fail(what + " has dimensions whose product overflows 64-bit arithmetic (dimension " + std::to_string(d) +
                   " is " + std::to_string(dim) + ")");
         }
-        elements *= dim;
+        if (dim == 0) has_zero = true;
+        if (dim != 0) nonzero_product *= dim;
         info.dims.push_back(static_cast<int64_t>(dim));
       }
+      const uint64_t elements = has_zero ? 0 : nonzero_product;
       const auto type_id = in.u32("the type of " + what);
       const auto* traits = detail::ggml_type_traits(type_id);
       if (traits == nullptr) in.fail(what + " has unknown tensor type id " + std::to_string(type_id));

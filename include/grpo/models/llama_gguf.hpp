@@ -216,6 +216,10 @@ inline LlamaConfig llama_config_from_gguf(const GgufFile& file) {
     }
     if (const auto* freqs = file.find_tensor("rope_freqs.weight")) {
       if (c.rope_scaling) fail("has both linear RoPE scaling keys and a rope_freqs.weight tensor");
+      if (c.head_dim < 2) {  // no frequencies, and Llama 3's factor is the largest of them
+        fail("tensor \"rope_freqs.weight\" needs a head dimension of at least 2, but it is " +
+             std::to_string(c.head_dim));
+      }
       if (freqs->element_count != c.head_dim / 2) {
         fail("tensor \"rope_freqs.weight\" has " + std::to_string(freqs->element_count) + " values, expected " +
              std::to_string(c.head_dim / 2) + " (head_dim / 2)");

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <istream>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "grpo/detail/atomic_file.hpp"
+#include "grpo/detail/json_depth.hpp"
 #include "grpo/detail/tensor_checks.hpp"
 #include "grpo/error.hpp"
 
@@ -72,15 +74,10 @@ inline void require_little_endian(const std::string& where, const std::string& p
   }
 }
 
-}  // namespace detail
-
-/// Reads a safetensors file completely (tensors land on the CPU in their stored dtype).
-/// Throws grpo::RuntimeError naming the file (and tensor) on any inconsistency.
-inline SafetensorsFile read_safetensors(const std::string& path) {
+// read_safetensors over a seekable binary stream; `path` names the source in messages (the fuzz target reads
+// from memory).
+inline SafetensorsFile read_safetensors_stream(std::istream& in, const std::string& path) {
   const std::string where = "grpo::read_safetensors: ";
-  detail::require_little_endian(where, path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw RuntimeError(where + "cannot open safetensors file " + path);
   in.seekg(0, std::ios::end);
   const auto file_size = static_cast<uint64_t>(in.tellg());
   in.seekg(0, std::ios::beg);
@@ -97,6 +94,9 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
   std::string header_text(static_cast<std::size_t>(header_length), '\0');
   in.read(header_text.data(), static_cast<std::streamsize>(header_length));
   if (!in) fail("could not read the header");
+  if (json_nesting_depth(header_text) > max_json_depth) {
+    fail("the header nests arrays and objects more than " + std::to_string(max_json_depth) + " deep");
+  }
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(header_text);
@@ -185,6 +185,18 @@ inline SafetensorsFile read_safetensors(const std::string& path) {
     out.tensors.emplace(entry.name, std::move(tensor));
   }
   return out;
+}
+
+}  // namespace detail
+
+/// Reads a safetensors file completely (tensors land on the CPU in their stored dtype).
+/// Throws grpo::RuntimeError naming the file (and tensor) on any inconsistency.
+inline SafetensorsFile read_safetensors(const std::string& path) {
+  const std::string where = "grpo::read_safetensors: ";
+  detail::require_little_endian(where, path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw RuntimeError(where + "cannot open safetensors file " + path);
+  return detail::read_safetensors_stream(in, path);
 }
 
 /// Writes `tensors` (any device and dtype among F64/F32/F16/BF16/I64/I32/I16/I8/U8/BOOL) to a safetensors file,

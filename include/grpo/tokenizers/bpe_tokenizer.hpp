@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "grpo/detail/atomic_file.hpp"
+#include "grpo/detail/json_depth.hpp"
 #include "grpo/error.hpp"
 #include "grpo/tokenizers/detail/added_tokens.hpp"
 #include "grpo/tokenizers/detail/bpe_model.hpp"
@@ -300,9 +301,14 @@ class BpeTokenizer {
     if (!in) throw RuntimeError(where + path + ": cannot open the file");
     std::stringstream buffer;
     buffer << in.rdbuf();
+    const std::string text = buffer.str();
+    if (detail::json_nesting_depth(text) > detail::max_json_depth) {
+      throw InvalidArgument(where + path + ": the JSON nests arrays and objects more than " +
+                            std::to_string(detail::max_json_depth) + " deep");
+    }
     try {
-      return nlohmann::json::parse(buffer.str());
-    } catch (const nlohmann::json::parse_error& e) {
+      return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {  // a parse_error, or out_of_range for a number such as 1e400
       throw InvalidArgument(where + path + ": not valid JSON: " + e.what());
     }
   }
@@ -707,7 +713,7 @@ inline BpeTokenizer BpeTokenizer::build_from_json(const nlohmann::json& tokenize
     const auto add = [&](detail::AddedToken token) {
       const auto in_vocab = d->model.vocab.find(token.content);
       if (in_vocab != d->model.vocab.end()) token.id = in_vocab->second;
-      size = std::max<int64_t>(size, token.id + 1);
+      size = std::max<int64_t>(size, int64_t{token.id} + 1);  // int32 + 1 overflowed at 2^31 - 1
       const auto existing = added_index.find(token.content);
       if (existing != added_index.end()) {
         d->added[existing->second] = token;
@@ -768,6 +774,13 @@ inline BpeTokenizer BpeTokenizer::build_from_json(const nlohmann::json& tokenize
           if (entry.is_object() && entry.contains("content")) resolve(entry.at("content").get<std::string>(), key);
         }
       }
+    }
+    // The id tables have one slot per id up to the largest: a file naming id 2000000000 for one of its few tokens
+    // must not make them gigabytes. Real vocabularies are dense (at most a few unused ids).
+    const auto tokens = static_cast<int64_t>(d->model.vocab.size() + d->added.size());
+    if (size > 2 * tokens + 65536) {
+      throw InvalidArgument(where + "token id " + std::to_string(size - 1) + " is far beyond the " +
+                            std::to_string(tokens) + " tokens of the file; ids must be below 2 x tokens + 65536");
     }
     finish(*d, size, where);
   } catch (const nlohmann::json::exception& e) {
@@ -861,8 +874,8 @@ inline nlohmann::ordered_json BpeTokenizer::to_tokenizer_json() const {
   auto& added_tokens = out["added_tokens"] = nlohmann::ordered_json::array();
   for (const auto* token : added) added_tokens.push_back(detail::tokenizer_json::added_token_entry(*token));
 
-  // The vocabulary by id (ties, which a hand-written file could hold, by token), and each id's token for the
-  // merges (the first of tied tokens).
+  // The vocabulary by id (ties, which a hand-written file could hold, by token), and each id's tokens for the
+  // merges (all of tied tokens).
   std::vector<std::pair<int32_t, const std::string*>> vocab;
   vocab.reserve(d.model.vocab.size());
   for (const auto& [token, id] : d.model.vocab) vocab.emplace_back(id, &token);
@@ -871,24 +884,37 @@ inline nlohmann::ordered_json BpeTokenizer::to_tokenizer_json() const {
   });
   std::vector<std::pair<std::string, nlohmann::ordered_json>> vocab_entries;
   vocab_entries.reserve(vocab.size());
-  std::vector<const std::string*> token_of(vocab.empty() ? 0 : static_cast<std::size_t>(vocab.back().first) + 1);
+  std::vector<std::vector<const std::string*>> tokens_of(
+      vocab.empty() ? 0 : static_cast<std::size_t>(vocab.back().first) + 1);
   for (const auto& [id, token] : vocab) {
     vocab_entries.emplace_back(*token, id);
-    if (token_of[static_cast<std::size_t>(id)] == nullptr) token_of[static_cast<std::size_t>(id)] = token;
+    tokens_of[static_cast<std::size_t>(id)].push_back(token);
   }
+  // A merge is written as the texts whose concatenation is its result. With tied ids the first tokens of the pair
+  // may spell another token ("a" and "b" both id 98: the merge a+b -> "ab" is not "a a" -> "aa").
+  const auto spelling = [&](int32_t left, int32_t right, int32_t merged) {
+    const auto& lefts = tokens_of[static_cast<std::size_t>(left)];
+    const auto& rights = tokens_of[static_cast<std::size_t>(right)];
+    if (lefts.size() > 1 || rights.size() > 1) {
+      for (const auto* l : lefts) {
+        for (const auto* r : rights) {
+          const auto it = d.model.vocab.find(*l + *r);
+          if (it != d.model.vocab.end() && it->second == merged) return nlohmann::ordered_json::array({*l, *r});
+        }
+      }
+    }
+    return nlohmann::ordered_json::array({*lefts.front(), *rights.front()});
+  };
   // Merges by rank: only their order matters, so the ranks read back as 0, 1, ... encode the same.
-  std::vector<std::tuple<int32_t, int32_t, int32_t>> merges;
+  std::vector<std::tuple<int32_t, int32_t, int32_t, int32_t>> merges;
   merges.reserve(d.model.merges.size());
   d.model.merges.for_each([&](int32_t left, int32_t right, const detail::MergeTable::Merge& merge) {
-    merges.emplace_back(merge.rank, left, right);
+    merges.emplace_back(merge.rank, left, right, merge.id);
   });
   std::sort(merges.begin(), merges.end());
   nlohmann::ordered_json merge_list = nlohmann::ordered_json::array();
   merge_list.get_ref<nlohmann::ordered_json::array_t&>().reserve(merges.size());
-  for (const auto& [rank, left, right] : merges) {
-    merge_list.push_back(nlohmann::ordered_json::array(
-        {*token_of[static_cast<std::size_t>(left)], *token_of[static_cast<std::size_t>(right)]}));
-  }
+  for (const auto& [rank, left, right, merged] : merges) merge_list.push_back(spelling(left, right, merged));
   auto& model = out["model"];
   model["vocab"] = detail::tokenizer_json::object_of_distinct(std::move(vocab_entries));
   model["merges"] = std::move(merge_list);

@@ -27,7 +27,9 @@
 // string joined to it, as Jinja2 does. Limits: case mapping (upper, lower, title) changes ASCII letters only;
 // integers are 64-bit (overflow is an error); dict literal keys must be strings. Anything else ({% include %},
 // {% call %}, an unknown filter, test or statement, '%' string formatting, ...) is an error naming the template
-// line and the construct: at construction when it is syntax, at render otherwise.
+// line and the construct: at construction when it is syntax, at render otherwise. A runaway template is an error
+// too, not a hang or all the memory (detail/jinja_value.hpp): strings up to 64 MiB, lists built by the template up
+// to 131072 items, 100000 steps (loop iterations, macro calls), 200 levels of nesting in the source and in values.
 
 #include <algorithm>
 #include <ctime>
@@ -40,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "grpo/detail/json_depth.hpp"
 #include "grpo/error.hpp"
 #include "grpo/tokenizers/detail/jinja_interpreter.hpp"
 #include "grpo/tokenizers/detail/jinja_parser.hpp"
@@ -97,9 +100,14 @@ class ChatTemplate {
   /// is read (newer repositories ship the template so).
   static ChatTemplate from_tokenizer_config(const std::string& path, const std::string& name = "default") {
     const std::string where = "grpo::ChatTemplate::from_tokenizer_config: " + path + ": ";
+    const std::string text = read_file(path, where);
+    if (detail::json_nesting_depth(text) > detail::max_json_depth) {
+      throw InvalidArgument(where + "the JSON nests arrays and objects more than " +
+                            std::to_string(detail::max_json_depth) + " deep");
+    }
     nlohmann::ordered_json config;
     try {
-      config = nlohmann::ordered_json::parse(read_file(path, where));
+      config = nlohmann::ordered_json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       throw InvalidArgument(where + "not valid JSON (" + e.what() + ")");
     }
@@ -168,37 +176,40 @@ class ChatTemplate {
       throw InvalidArgument("grpo::ChatTemplate::render: variables must be a JSON object");
     }
     std::vector<std::pair<std::string, jj::Value>> variables;
-    const std::pair<const char*, const std::optional<std::string>*> tokens[] = {
-        {"bos_token", &special_tokens_.bos_token},  {"eos_token", &special_tokens_.eos_token},
-        {"unk_token", &special_tokens_.unk_token},  {"sep_token", &special_tokens_.sep_token},
-        {"pad_token", &special_tokens_.pad_token},  {"cls_token", &special_tokens_.cls_token},
-        {"mask_token", &special_tokens_.mask_token}};
-    for (const auto& token : tokens) {
-      if (*token.second) variables.emplace_back(token.first, jj::Value::string(**token.second));
-    }
-    variables.emplace_back("messages", jj::from_json(normalize_messages(messages)));
-    variables.emplace_back("tools", jj::Value::none());
-    variables.emplace_back("documents", jj::Value::none());
-    variables.emplace_back("add_generation_prompt", jj::Value::boolean(options.add_generation_prompt));
-    for (auto it = options.variables.begin(); it != options.variables.end(); ++it) {
-      if (it.key() == "messages" || it.key() == "add_generation_prompt") {
-        throw InvalidArgument("grpo::ChatTemplate::render: \"" + it.key() +
-                              "\" cannot be a variable (it is render()'s own argument)");
+    try {  // jj::from_json fails too, on messages or variables nested deeper than the engine's bound
+      const std::pair<const char*, const std::optional<std::string>*> tokens[] = {
+          {"bos_token", &special_tokens_.bos_token},  {"eos_token", &special_tokens_.eos_token},
+          {"unk_token", &special_tokens_.unk_token},  {"sep_token", &special_tokens_.sep_token},
+          {"pad_token", &special_tokens_.pad_token},  {"cls_token", &special_tokens_.cls_token},
+          {"mask_token", &special_tokens_.mask_token}};
+      for (const auto& token : tokens) {
+        if (*token.second) variables.emplace_back(token.first, jj::Value::string(**token.second));
       }
-      auto existing =
-          std::find_if(variables.begin(), variables.end(), [&](const auto& v) { return v.first == it.key(); });
-      if (existing != variables.end()) {
-        existing->second = jj::from_json(it.value());
-      } else {
-        variables.emplace_back(it.key(), jj::from_json(it.value()));
+      variables.emplace_back("messages", jj::from_json(normalize_messages(messages)));
+      variables.emplace_back("tools", jj::Value::none());
+      variables.emplace_back("documents", jj::Value::none());
+      variables.emplace_back("add_generation_prompt", jj::Value::boolean(options.add_generation_prompt));
+      for (auto it = options.variables.begin(); it != options.variables.end(); ++it) {
+        if (it.key() == "messages" || it.key() == "add_generation_prompt") {
+          throw InvalidArgument("grpo::ChatTemplate::render: \"" + it.key() +
+                                "\" cannot be a variable (it is render()'s own argument)");
+        }
+        auto existing =
+            std::find_if(variables.begin(), variables.end(), [&](const auto& v) { return v.first == it.key(); });
+        if (existing != variables.end()) {
+          existing->second = jj::from_json(it.value());
+        } else {
+          variables.emplace_back(it.key(), jj::from_json(it.value()));
+        }
       }
-    }
-    try {
       return jj::Interpreter(options.now).render(*program_, std::move(variables));
     } catch (const jj::TemplateError& e) {
       if (e.raised) {
         throw InvalidArgument("grpo::ChatTemplate::render: the template raised an exception (line " +
                               std::to_string(e.line) + "): " + e.what());
+      }
+      if (e.line == 0) {  // from jj::from_json, before the template runs
+        throw InvalidArgument(std::string("grpo::ChatTemplate::render: the messages or variables: ") + e.what());
       }
       throw InvalidArgument("grpo::ChatTemplate::render: line " + std::to_string(e.line) + ": " + e.what());
     }

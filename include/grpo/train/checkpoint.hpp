@@ -180,17 +180,27 @@ inline void verify_checkpoint(const std::string& dir) {
     throw RuntimeError(where + manifest_path + " is missing: " + dir +
                        " is not a complete checkpoint (checkpoints written before manifests existed lack it too)");
   }
-  nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(in);
+  struct Entry {
+    std::string name, xxh64;
+    uint64_t bytes = 0;
+  };
+  std::vector<Entry> entries;
+  try {  // every field is read here, so that a damaged manifest is one error naming it
+    const auto manifest = nlohmann::json::parse(in);
     if (manifest.at("format") != "grpo-checkpoint/1") throw std::runtime_error("unknown format");
+    for (const auto& [name, expected] : manifest.at("files").items()) {
+      if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+        throw std::runtime_error("file name \"" + name + "\" is not a name inside the checkpoint");
+      }
+      entries.push_back({name, expected.at("xxh64").get<std::string>(), expected.at("bytes").get<uint64_t>()});
+    }
   } catch (const std::exception& e) {
     throw RuntimeError(where + manifest_path + " is not a valid checkpoint manifest: " + e.what());
   }
-  for (const auto& [name, expected] : manifest.at("files").items()) {
-    const auto path = (fs::path(dir) / name).string();
+  for (const auto& entry : entries) {
+    const auto path = (fs::path(dir) / entry.name).string();
     if (!fs::exists(path)) throw RuntimeError(where + path + " is missing (listed in " + manifest_path + ")");
-    const uint64_t bytes = expected.at("bytes").get<uint64_t>();
+    const uint64_t bytes = entry.bytes;
     const uint64_t actual_bytes = fs::file_size(path);
     if (actual_bytes != bytes) {
       throw RuntimeError(where + path + " has " + std::to_string(actual_bytes) + " bytes but the manifest says " +
@@ -198,7 +208,7 @@ inline void verify_checkpoint(const std::string& dir) {
     }
     const auto [size, hash] = detail::file_size_and_hash(path, where);
     (void)size;
-    if (detail::hex64(hash) != expected.at("xxh64").get<std::string>()) {
+    if (detail::hex64(hash) != entry.xxh64) {
       throw RuntimeError(where + path + " does not match its checksum in " + manifest_path + " (the file was altered)");
     }
   }

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <istream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -17,6 +19,7 @@
 #include "grpo/core/advantages.hpp"
 #include "grpo/core/loss_options.hpp"
 #include "grpo/detail/atomic_file.hpp"
+#include "grpo/detail/json_depth.hpp"
 #include "grpo/detail/json_fields.hpp"
 #include "grpo/error.hpp"
 
@@ -373,14 +376,18 @@ inline void to_json(nlohmann::json& j, const GRPOConfig& c) { detail::write_fiel
 // a number for a string, ...) is an error naming the key and the value. Call validate() after.
 inline void from_json(const nlohmann::json& j, GRPOConfig& c) { detail::read_fields(j, c, "grpo::GRPOConfig"); }
 
-/// Reads a GRPOConfig from a JSON file (strict keys) and validates it; errors name the file.
-inline GRPOConfig load_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw RuntimeError("grpo::load_config: cannot open '" + path + "'");
+namespace detail {
+// load_config over a stream; `path` names the source in messages (the fuzz target parses from memory).
+inline GRPOConfig parse_config(std::istream& in, const std::string& path) {
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (json_nesting_depth(text) > max_json_depth) {  // copying and printing it would recurse as deep
+    throw InvalidArgument("grpo::load_config: '" + path + "': the JSON nests arrays and objects more than " +
+                          std::to_string(detail::max_json_depth) + " deep");
+  }
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // a parse_error, or out_of_range for a number such as 1e400
     throw InvalidArgument("grpo::load_config: '" + path + "' is not valid JSON: " + e.what());
   }
   GRPOConfig config;
@@ -391,6 +398,14 @@ inline GRPOConfig load_config(const std::string& path) {
     throw InvalidArgument("grpo::load_config: '" + path + "': " + e.what());
   }
   return config;
+}
+}  // namespace detail
+
+/// Reads a GRPOConfig from a JSON file (strict keys) and validates it; errors name the file.
+inline GRPOConfig load_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw RuntimeError("grpo::load_config: cannot open '" + path + "'");
+  return detail::parse_config(in, path);
 }
 
 /// Writes the config as indented JSON, atomically (a crash leaves the old file or the new one).

@@ -120,7 +120,7 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path, const std
     if (line.empty()) continue;
     try {
       out.push_back(nlohmann::json::parse(line));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // also out_of_range: a number such as 1e400
       throw RuntimeError(where + path + ":" + std::to_string(number) + " is not a JSON line: " + e.what());
     }
   }

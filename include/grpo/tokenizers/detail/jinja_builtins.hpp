@@ -4,6 +4,7 @@
 // obj["x"] the item, then the attribute; a miss is undefined). Internal.
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -117,6 +118,7 @@ inline ValueList split(const std::string& s, const Value* sep_value, std::int64_
       }
       std::size_t j = k;
       while (j < n && !is_python_space(text[j])) ++j;
+      check_list_size(pieces.size() + 1);
       pieces.push_back(text.substr(k, j - k));
       k = j;
     }
@@ -138,6 +140,7 @@ inline ValueList split(const std::string& s, const Value* sep_value, std::int64_
         pieces.push_back(s.substr(start));
         break;
       }
+      check_list_size(pieces.size() + 1);
       pieces.push_back(s.substr(start, found - start));
       start = found + sep.size();
     }
@@ -149,6 +152,7 @@ inline ValueList split(const std::string& s, const Value* sep_value, std::int64_
         pieces.push_back(s.substr(0, end));
         break;
       }
+      check_list_size(pieces.size() + 1);
       pieces.push_back(s.substr(found + sep.size(), end - found - sep.size()));
       end = found;
     }
@@ -167,6 +171,7 @@ inline std::string replace(const std::string& s, const std::string& old, const s
     std::int64_t done = 0;
     for (std::size_t k = 0; k <= text.size(); ++k) {
       if (count < 0 || done < count) {
+        check_string_size(out.size() + replacement.size());
         out += replacement;
         ++done;
       }
@@ -180,6 +185,7 @@ inline std::string replace(const std::string& s, const std::string& old, const s
     const std::size_t found = s.find(old, start);
     if (found == std::string::npos) break;
     out.append(s, start, found - start);
+    check_string_size(out.size() + replacement.size());
     out += replacement;
     start = found + old.size();
     ++done;
@@ -220,6 +226,7 @@ inline ValueList splitlines(const std::string& s, bool keepends) {
     if (!boundary) continue;
     std::size_t end = k + 1;
     if (c == U'\r' && k + 1 < text.size() && text[k + 1] == U'\n') end = k + 2;
+    check_list_size(lines.size() + 1);
     lines.push_back(Value::string(utf8_encode(text.substr(start, (keepends ? end : k) - start))));
     start = end;
     k = end - 1;
@@ -301,6 +308,7 @@ inline Value string_method(const std::string& s, const std::string& name, CallAr
       if (!item.is_string()) {
         fail("sequence item " + std::to_string(k) + ": expected str instance, " + type_name(item) + " found");
       }
+      check_string_size(out.size() + s.size() + item.s.size());
       if (k++) out += s;
       out += item.s;
     }
@@ -546,6 +554,7 @@ inline Value f_abs(const Value& v, CallArgs& args) {
   check_arity(args, 0, {}, "abs");
   if (v.kind == Kind::number) return Value::number(std::fabs(v.f));
   const std::int64_t x = require_int(v, "abs() argument");
+  if (x == INT64_MIN) fail("integer overflow: the template's integers are 64-bit");
   return Value::integer(x < 0 ? -x : x);
 }
 
@@ -649,6 +658,12 @@ inline Value f_float(const Value& v, CallArgs& args) {
   return fallback ? *fallback : Value::number(0.0);
 }
 
+// Python's int(x) of a finite float, which must fit the engine's 64-bit integers.
+inline std::int64_t truncate_to_int(double x) {
+  if (!(x >= -0x1p63 && x < 0x1p63)) fail("integer overflow: the template's integers are 64-bit");
+  return static_cast<std::int64_t>(x);
+}
+
 inline Value f_int(const Value& v, CallArgs& args) {
   check_arity(args, 2, {"default", "base"}, "int");
   const Value* fallback = args.get(0, "default");
@@ -656,18 +671,22 @@ inline Value f_int(const Value& v, CallArgs& args) {
   const int base = base_value ? static_cast<int>(require_int(*base_value, "base")) : 10;
   if (v.kind == Kind::integer) return v;
   if (v.kind == Kind::boolean) return Value::integer(v.b);
-  if (v.kind == Kind::number && std::isfinite(v.f)) return Value::integer(static_cast<std::int64_t>(v.f));
+  if (v.kind == Kind::number && std::isfinite(v.f)) return Value::integer(truncate_to_int(v.f));
   if (v.is_string()) {
     std::string text;
     for (const char c : strip(v.s, nullptr, 3)) {
       if (c != '_') text += c;
     }
     char* end = nullptr;
+    errno = 0;
     const long long x = std::strtoll(text.c_str(), &end, base);
-    if (!text.empty() && end == text.c_str() + text.size()) return Value::integer(x);
+    if (!text.empty() && end == text.c_str() + text.size()) {
+      if (errno == ERANGE) fail("integer overflow: the template's integers are 64-bit");
+      return Value::integer(x);
+    }
     const double d = std::strtod(text.c_str(), &end);
     if (!text.empty() && end == text.c_str() + text.size() && std::isfinite(d)) {
-      return Value::integer(static_cast<std::int64_t>(d));
+      return Value::integer(truncate_to_int(d));
     }
   }
   return fallback ? *fallback : Value::integer(0);
@@ -676,22 +695,29 @@ inline Value f_int(const Value& v, CallArgs& args) {
 inline Value f_indent(const Value& v, CallArgs& args) {
   check_arity(args, 3, {"width", "first", "blank"}, "indent");
   const Value* width = args.get(0, "width");
-  const std::string indentation = !width ? "    "
-                                  : width->is_string()
-                                      ? width->s
-                                      : std::string(static_cast<std::size_t>(require_int(*width, "width")), ' ');
+  std::string indentation = "    ";
+  if (width && width->is_string()) {
+    indentation = width->s;
+  } else if (width) {  // ' ' * width: nothing when negative
+    const std::int64_t spaces = std::max<std::int64_t>(require_int(*width, "width"), 0);
+    check_string_size(static_cast<std::uint64_t>(spaces));
+    indentation.assign(static_cast<std::size_t>(spaces), ' ');
+  }
   const bool first = optional_bool(args, 1, "first", false);
   const bool blank = optional_bool(args, 2, "blank", false);
   const ValueList lines = splitlines(to_str(v) + "\n", false);
-  std::string out;
+  std::string out = first ? indentation : std::string();
   for (std::size_t k = 0; k < lines.size(); ++k) {
     if (k) {
       out += "\n";
-      if (blank || !lines[k].s.empty()) out += indentation;
+      if (blank || !lines[k].s.empty()) {
+        check_string_size(out.size() + indentation.size());
+        out += indentation;
+      }
     }
     out += lines[k].s;
   }
-  return Value::string(first ? indentation + out : out);
+  return Value::string(std::move(out));
 }
 
 inline Value f_items(const Value& v, CallArgs& args) {
@@ -709,9 +735,11 @@ inline Value f_join(const Value& v, CallArgs& args) {
   std::string out;
   bool first = true;
   for (const Value& item : iterate(v)) {
+    const std::string text = to_str(attribute ? get_path(item, to_str(*attribute)) : item);
+    check_string_size(out.size() + sep.size() + text.size());
     if (!first) out += sep;
     first = false;
-    out += to_str(attribute ? get_path(item, to_str(*attribute)) : item);
+    out += text;
   }
   return Value::string(out);
 }
@@ -888,8 +916,13 @@ inline Value f_sum(const Value& v, CallArgs& args) {
     }
     if (x.kind == Kind::number || total.kind == Kind::number) {
       total = Value::number(as_double(total) + as_double(x));
-    } else {
-      total = Value::integer(static_cast<std::int64_t>(as_double(total)) + (x.kind == Kind::boolean ? x.b : x.i));
+    } else {  // integers stay exact (not through a double) and must not overflow
+      const std::int64_t a = total.kind == Kind::boolean ? total.b : total.i;
+      const std::int64_t b = x.kind == Kind::boolean ? x.b : x.i;
+      if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) {
+        fail("integer overflow: the template's integers are 64-bit");
+      }
+      total = Value::integer(a + b);
     }
   }
   return total;
@@ -905,8 +938,9 @@ inline Value f_tojson(const Value& v, CallArgs& args) {
     if (indent->is_string()) {
       options.indent = indent->s;
     } else {
-      const std::int64_t width = require_int(*indent, "indent");
-      options.indent = std::string(static_cast<std::size_t>(std::max<std::int64_t>(width, 0)), ' ');
+      const std::int64_t width = std::max<std::int64_t>(require_int(*indent, "indent"), 0);
+      check_string_size(static_cast<std::uint64_t>(width));
+      options.indent = std::string(static_cast<std::size_t>(width), ' ');
     }
     options.item_separator = ",";
   }
@@ -963,7 +997,8 @@ inline bool t_even(const Value& v, CallArgs&) { return require_int(v, "even test
 inline bool t_divisibleby(const Value& v, CallArgs& args) {
   const std::int64_t d = require_int(require(args, 0, "num", "divisibleby"), "divisibleby argument");
   if (d == 0) fail("integer division or modulo by zero");
-  return require_int(v, "divisibleby test value") % d == 0;
+  const std::int64_t x = require_int(v, "divisibleby test value");
+  return d == -1 || x % d == 0;  // INT64_MIN % -1 overflows
 }
 inline bool t_eq(const Value& v, CallArgs& args) { return equals(v, test_arg(args, "eq")); }
 inline bool t_ne(const Value& v, CallArgs& args) { return !equals(v, test_arg(args, "ne")); }

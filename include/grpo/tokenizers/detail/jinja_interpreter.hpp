@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <ctime>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -29,6 +30,16 @@ class Interpreter {
     add_globals(root);
     for (auto& entry : variables) root.set(entry.first, std::move(entry.second));
     root_ = &root;
+    // Namespaces are the one mutable value, so the only way to a reference cycle (ns.self = ns, ns.items = [ns]);
+    // emptying them when the render ends frees what the cycles hold.
+    struct ClearNamespaces {
+      std::vector<std::weak_ptr<Namespace>>& created;
+      ~ClearNamespaces() {
+        for (const auto& weak : created) {
+          if (const auto ns = weak.lock()) ns->attributes.entries.clear();
+        }
+      }
+    } clear_namespaces{namespaces_};
     std::string out;
     try {
       exec(program, root, out);
@@ -69,8 +80,24 @@ class Interpreter {
   Scope* root_ = nullptr;
   int line_ = 0;
   int macro_depth_ = 0;
+  std::uint64_t steps_ = 0;
+  std::vector<std::weak_ptr<Namespace>> namespaces_;  // every namespace() of this render
 
   [[noreturn]] void fail(const std::string& message) const { throw TemplateError(message, line_); }
+
+  // Counts `n` steps against max_render_steps: one per loop iteration and macro call, and one per 64 items of a
+  // list or dict that a filter, test, comparison or method call is given (messages|length in a loop over the
+  // messages costs nothing; sorting a million items a thousand times is bounded).
+  void step(std::uint64_t n = 1) {
+    steps_ += n;
+    if (steps_ > max_render_steps) {
+      fail("the template took more than " + std::to_string(max_render_steps) +
+           " steps (loop iterations, macro calls, list items worked through): a runaway loop?");
+    }
+  }
+  static std::uint64_t items_of(const Value& v) {
+    return (v.is_sequence() ? v.items->size() : v.kind == Kind::dict ? v.dict->entries.size() : 0) / 64;
+  }
 
   // --- globals -------------------------------------------------------------------------------------------------
 
@@ -88,6 +115,7 @@ class Interpreter {
                Value v;
                v.kind = Kind::ns;
                v.ns = std::make_shared<Namespace>();
+               namespaces_.push_back(v.ns);
                for (const Value& initial : args.positional) {
                  if (initial.kind != Kind::dict) fail("namespace() takes a dict and keyword arguments");
                  for (const auto& entry : initial.dict->entries)
@@ -229,6 +257,7 @@ class Interpreter {
           break;
         }
       }
+      check_string_size(out.size());
     }
     return Flow::normal;
   }
@@ -254,6 +283,7 @@ class Interpreter {
     if (s.exprs[1]) {
       ValueList kept;
       for (auto& item : items) {
+        step();
         Scope probe{{}, &scope};
         assign(probe, s.names, item);
         if (truthy(eval(*s.exprs[1], probe))) kept.push_back(std::move(item));
@@ -266,6 +296,7 @@ class Interpreter {
     }
     const auto n = static_cast<std::int64_t>(items.size());
     for (std::int64_t k = 0; k < n; ++k) {
+      step();
       Scope inner{{}, &scope};
       assign(inner, s.names, items[static_cast<std::size_t>(k)]);
       Dict loop;
@@ -302,6 +333,7 @@ class Interpreter {
         fail("macro '" + macro->text + "' takes not more than " + std::to_string(count) + " argument(s)");
       }
       if (macro_depth_ >= 100) fail("macro '" + macro->text + "' recursed more than 100 levels");
+      step();
       Scope inner{{}, root_};
       for (std::size_t k = 0; k < count; ++k) {
         const Value* given = k < args.positional.size() ? &args.positional[k] : nullptr;
@@ -399,6 +431,7 @@ class Interpreter {
           // obj.method(...): every attribute of a str or list is a Python method, so one the engine lacks is an
           // unsupported construct (dict attributes are keys, where a miss is Jinja2's undefined).
           const Value object = eval(*target.args[0], scope);
+          step(items_of(object));
           callee = get_attribute(object, target.name);
           if (callee.is_undefined() && (object.is_string() || object.is_sequence())) {
             line_ = e.line;
@@ -417,12 +450,14 @@ class Interpreter {
         const Value subject = eval(*e.args[0], scope);
         CallArgs args = eval_args(e, scope, 1);
         line_ = e.line;
+        step(items_of(subject));
         return e.filter(subject, args);
       }
       case ExprKind::test: {
         const Value subject = eval(*e.args[0], scope);
         CallArgs args = eval_args(e, scope, 1);
         line_ = e.line;
+        step(items_of(subject) + (args.positional.empty() ? 0 : items_of(args.positional[0])));
         return Value::boolean(e.test(subject, args) != e.negated);
       }
       case ExprKind::not_:
@@ -434,7 +469,7 @@ class Interpreter {
         if (v.kind == Kind::number) return Value::number(negate ? -v.f : v.f);
         if (v.kind == Kind::integer || v.kind == Kind::boolean) {
           const std::int64_t x = v.kind == Kind::boolean ? v.b : v.i;
-          return Value::integer(negate ? -x : x);
+          return Value::integer(negate ? checked('-', 0, x) : x);
         }
         if (v.is_undefined()) fail(v.s);
         fail(std::string("bad operand type for unary ") + (negate ? "-" : "+") + ": '" + type_name(v) + "'");
@@ -458,6 +493,7 @@ class Interpreter {
         for (std::size_t k = 0; k < e.ops.size(); ++k) {
           Value right = eval(*e.args[k + 1], scope);
           line_ = e.line;
+          step(items_of(left) + items_of(right));  // ==, < and in go through lists
           if (!compare_op(e.ops[k], left, right)) return Value::boolean(false);
           left = std::move(right);
         }
@@ -487,6 +523,14 @@ class Interpreter {
 
   static std::int64_t int_of(const Value& v) { return v.kind == Kind::boolean ? v.b : v.i; }
 
+  // The bytes a copy of `items` takes: each value, and the text of each string (nested lists and dicts are shared,
+  // strings copied), so that [s] * 100000 of a long s is refused like the string repeated.
+  static std::size_t copied_bytes(const ValueList& items) {
+    std::size_t bytes = items.size() * sizeof(Value);
+    for (const Value& item : items) bytes += item.s.size();
+    return bytes;
+  }
+
   // Python's integers are unbounded; the engine's are 64-bit and say so instead of wrapping around.
   std::int64_t checked(char op, std::int64_t x, std::int64_t y) const {
     std::int64_t result = 0;
@@ -503,7 +547,12 @@ class Interpreter {
   }
 
   Value binary(const std::string& op, const Value& a, const Value& b) {
-    if (op == "~") return Value::string(to_str(a) + to_str(b));
+    if (op == "~") {
+      std::string left = to_str(a);
+      const std::string right = to_str(b);
+      check_string_size(left.size() + right.size());
+      return Value::string(std::move(left += right));
+    }
     if (a.is_undefined()) fail(a.s);
     if (b.is_undefined()) fail(b.s);
     const bool numbers = a.is_numeric() && b.is_numeric();
@@ -515,15 +564,24 @@ class Interpreter {
       if ((a.is_string() && a.markup) || (b.is_string() && b.markup)) {
         // Markup + str escapes the str (MarkupSafe): templates that mark literals |safe rely on it.
         if (!a.is_string() || !b.is_string()) return unsupported();
-        Value joined = Value::string((a.markup ? a.s : builtins_detail::html_escape(a.s)) +
-                                     (b.markup ? b.s : builtins_detail::html_escape(b.s)));
+        std::string left = a.markup ? a.s : builtins_detail::html_escape(a.s);
+        const std::string right = b.markup ? b.s : builtins_detail::html_escape(b.s);
+        check_string_size(left.size() + right.size());
+        Value joined = Value::string(std::move(left += right));
         joined.markup = true;
         return joined;
       }
       if (numbers)
         return floats ? Value::number(as_double(a) + as_double(b)) : Value::integer(checked('+', int_of(a), int_of(b)));
-      if (a.is_string() && b.is_string()) return Value::string(a.s + b.s);
+      if (a.is_string() && b.is_string()) {
+        check_string_size(a.s.size() + b.s.size());
+        return Value::string(a.s + b.s);
+      }
       if (a.is_sequence() && a.kind == b.kind) {
+        if (a.items->size() + b.items->size() > max_list_items ||
+            copied_bytes(*a.items) + copied_bytes(*b.items) > max_string_bytes) {
+          fail("list concatenation too large");
+        }
         ValueList items = *a.items;
         items.insert(items.end(), b.items->begin(), b.items->end());
         return Value::list(std::move(items), a.kind);
@@ -544,9 +602,13 @@ class Interpreter {
       const Value& text = a.is_numeric() ? b : a;
       const Value& count = a.is_numeric() ? a : b;
       if (count.kind == Kind::number || !count.is_numeric()) return unsupported();
-      const std::int64_t times = std::max<std::int64_t>(int_of(count), 0);
       const std::size_t unit = text.is_string() ? text.s.size() : text.is_sequence() ? text.items->size() : 0;
-      if (times > 0 && unit > (std::size_t{1} << 28) / static_cast<std::uint64_t>(times)) {
+      // An empty operand repeats to itself however large the count (no loop over it).
+      const std::int64_t times = unit == 0 ? 0 : std::max<std::int64_t>(int_of(count), 0);
+      const std::size_t limit = text.is_string() ? max_string_bytes : max_list_items;
+      const std::size_t bytes = text.is_sequence() ? copied_bytes(*text.items) : unit;
+      if (times > 0 && (unit > limit / static_cast<std::uint64_t>(times) ||
+                        bytes > max_string_bytes / static_cast<std::uint64_t>(times))) {
         fail("repetition with '*' too large");
       }
       if (text.is_string()) {
@@ -577,6 +639,7 @@ class Interpreter {
         return Value::number(r);
       }
       const std::int64_t x = int_of(a), y = int_of(b);
+      if (y == -1) return Value::integer(op == "//" ? checked('-', 0, x) : 0);  // x / -1 overflows at INT64_MIN
       std::int64_t q = x / y, r = x % y;
       if (r != 0 && ((r < 0) != (y < 0))) {
         --q;

@@ -3,6 +3,7 @@
 // transformers configures it (trim_blocks and lstrip_blocks on, "{%-"/"-%}" strip, "{%+"/"+%}" keep, one trailing
 // newline of the template dropped, newlines normalised to "\n"). Internal.
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -303,7 +304,11 @@ inline std::vector<Token> tokenize(const std::string& raw_source) {
         if (is_float) {
           token.number = std::strtod(digits.c_str(), nullptr);
         } else {
+          errno = 0;
           token.integer = std::strtoll(digits.c_str(), nullptr, 10);
+          if (errno == ERANGE) {
+            throw TemplateError("integer literal " + digits + " does not fit the template's 64-bit integers", line);
+          }
         }
         tokens.push_back(token);
         pos = k;

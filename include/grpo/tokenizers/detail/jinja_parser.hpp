@@ -6,6 +6,7 @@
 // {% generation %}.
 // Filters and tests are resolved here, so an unknown one fails at construction with its line. Internal.
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -53,6 +54,7 @@ struct Expr {
   bool negated = false;
   FilterFn filter = nullptr;
   TestFn test = nullptr;
+  int height = 1;  // 1 + the tallest operand's height (Parser::sized), at most max_nesting
 
   Expr(ExprKind k, int l) : kind(k), line(l) {}
 };
@@ -104,6 +106,32 @@ class Parser {
   std::vector<Token> tokens_;
   std::size_t pos_ = 0;
   int loop_depth_ = 0;
+  int depth_ = 0;  // recursion of the parse functions that nest (blocks, parentheses, unary operators)
+
+  // Bounds the parser's recursion (and so the stack) at max_nesting levels.
+  class Nesting {
+   public:
+    explicit Nesting(Parser& parser) : parser_(parser) {
+      if (++parser_.depth_ > max_nesting) parser_.fail("the template nests blocks or expressions too deeply");
+    }
+    ~Nesting() { --parser_.depth_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Parser& parser_;
+  };
+
+  // `e`, whose operands are built, with its height; a taller expression than max_nesting is an error, since
+  // evaluating and destroying it recurse over its height (a chain a ~ a ~ a ... is built without recursion).
+  ExprPtr sized(ExprPtr e) {
+    int tallest = 0;
+    for (const auto& operand : e->args) tallest = operand ? std::max(tallest, operand->height) : tallest;
+    for (const auto& entry : e->kwargs) tallest = std::max(tallest, entry.second->height);
+    e->height = tallest + 1;
+    if (e->height > max_nesting) fail("an expression nests more than " + std::to_string(max_nesting) + " deep");
+    return e;
+  }
 
   const Token& current() const { return tokens_[pos_]; }
   const Token& peek(std::size_t ahead = 1) const { return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)]; }
@@ -163,6 +191,7 @@ class Parser {
 
   // Statements until one of `end_tags` opens a block; that tag's name is left in `found` (its token consumed).
   StmtList parse_body(std::initializer_list<const char*> end_tags, std::string& found) {
+    const Nesting nesting(*this);
     StmtList body;
     while (true) {
       const Token& t = current();
@@ -387,12 +416,16 @@ class Parser {
     }
     auto e = make(ExprKind::tuple, line);
     e->args = std::move(items);
-    return e;
+    return sized(std::move(e));
   }
 
-  ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
+  ExprPtr parse_expression(bool with_condexpr) {
+    const Nesting nesting(*this);
+    return with_condexpr ? parse_condexpr() : parse_or();
+  }
 
   ExprPtr parse_condexpr() {
+    const Nesting nesting(*this);
     int line = current().line;
     ExprPtr expr1 = parse_or();
     while (skip_name("if")) {
@@ -403,7 +436,7 @@ class Parser {
       e->args.push_back(std::move(expr2));
       e->args.push_back(std::move(expr1));
       e->args.push_back(std::move(expr3));
-      expr1 = std::move(e);
+      expr1 = sized(std::move(e));
       line = current().line;
     }
     return expr1;
@@ -416,7 +449,7 @@ class Parser {
       auto e = make(ExprKind::or_, line);
       e->args.push_back(std::move(left));
       e->args.push_back(parse_and());
-      left = std::move(e);
+      left = sized(std::move(e));
     }
     return left;
   }
@@ -428,17 +461,18 @@ class Parser {
       auto e = make(ExprKind::and_, line);
       e->args.push_back(std::move(left));
       e->args.push_back(parse_not());
-      left = std::move(e);
+      left = sized(std::move(e));
     }
     return left;
   }
 
   ExprPtr parse_not() {
     if (is_name("not")) {
+      const Nesting nesting(*this);
       const int line = advance().line;
       auto e = make(ExprKind::not_, line);
       e->args.push_back(parse_not());
-      return e;
+      return sized(std::move(e));
     }
     return parse_compare();
   }
@@ -470,7 +504,7 @@ class Parser {
     e->args.push_back(std::move(first));
     for (auto& operand : operands) e->args.push_back(std::move(operand));
     e->ops = std::move(ops);
-    return e;
+    return sized(std::move(e));
   }
 
   ExprPtr binary(ExprPtr left, const std::string& op, ExprPtr right, int line) {
@@ -478,7 +512,7 @@ class Parser {
     e->name = op;
     e->args.push_back(std::move(left));
     e->args.push_back(std::move(right));
-    return e;
+    return sized(std::move(e));
   }
 
   ExprPtr parse_math1() {
@@ -520,9 +554,11 @@ class Parser {
   ExprPtr parse_unary(bool with_filter) {
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
+      const Nesting nesting(*this);
       const Token op = advance();
       node = make(op.text == "-" ? ExprKind::negate : ExprKind::plus, op.line);
       node->args.push_back(parse_unary(false));
+      node = sized(std::move(node));
     } else {
       node = parse_primary();
     }
@@ -577,7 +613,7 @@ class Parser {
         e->args.push_back(parse_expression(true));
       }
       expect_op("]");
-      return e;
+      return sized(std::move(e));
     }
     if (is_op("{")) {
       advance();
@@ -590,7 +626,7 @@ class Parser {
         e->args.push_back(parse_expression(true));
       }
       expect_op("}");
-      return e;
+      return sized(std::move(e));
     }
     fail("unexpected " + describe(t));
   }
@@ -629,7 +665,7 @@ class Parser {
         auto e = make(ExprKind::getattr, t.line);
         e->name = attribute.text;
         e->args.push_back(std::move(node));
-        return e;
+        return sized(std::move(e));
       }
       if (attribute.type != TokenType::integer) fail("expected a name or number after '.'", attribute.line);
       auto index = make(ExprKind::literal, attribute.line);
@@ -637,7 +673,7 @@ class Parser {
       auto e = make(ExprKind::getitem, t.line);
       e->args.push_back(std::move(node));
       e->args.push_back(std::move(index));
-      return e;
+      return sized(std::move(e));
     }
     // '[': an index, a slice, or (Jinja2) a tuple of them.
     std::vector<ExprPtr> subscripts;
@@ -650,12 +686,12 @@ class Parser {
     ExprPtr subscript = std::move(subscripts[0]);
     if (subscript->kind == ExprKind::slice && !subscript->args.empty() && !subscript->args[0]) {
       subscript->args[0] = std::move(node);
-      return subscript;
+      return sized(std::move(subscript));
     }
     auto e = make(ExprKind::getitem, t.line);
     e->args.push_back(std::move(node));
     e->args.push_back(std::move(subscript));
-    return e;
+    return sized(std::move(e));
   }
 
   // One subscript: an expression, or a slice [start]:[stop][:[step]] returned as a slice node whose args[0]
@@ -678,7 +714,7 @@ class Parser {
     }
     e->args.push_back(std::move(stop));
     e->args.push_back(std::move(step));
-    return e;
+    return sized(std::move(e));
   }
 
   void parse_call_args(Expr& e) {
@@ -707,7 +743,7 @@ class Parser {
     auto e = make(ExprKind::call, current().line);
     e->args.push_back(std::move(node));
     parse_call_args(*e);
-    return e;
+    return sized(std::move(e));
   }
 
   // `| name(args) | name2 ...`; with `start_inline` the first filter has no '|' ({% filter name %}).
@@ -724,7 +760,7 @@ class Parser {
       if (!e->filter) fail("unsupported construct: filter '" + name + "'", line);
       e->args.push_back(std::move(node));
       if (is_op("(")) parse_call_args(*e);
-      node = std::move(e);
+      node = sized(std::move(e));
     }
     return node;
   }
@@ -749,7 +785,7 @@ class Parser {
       if (is_name("is")) fail("You cannot chain multiple tests with is");
       e->args.push_back(parse_postfix(parse_primary()));
     }
-    return e;
+    return sized(std::move(e));
   }
 };
 

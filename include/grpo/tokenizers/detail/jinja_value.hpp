@@ -29,6 +29,29 @@ class TemplateError : public std::runtime_error {
   bool raised;
 };
 
+// Bounds that make a runaway template (a loop doubling a string, indent(10**9), nested loops over range(100000))
+// an error instead of exhausting memory or never finishing; a real chat template stays far below them.
+inline constexpr std::size_t max_string_bytes = std::size_t{1} << 26;  // any string, the rendered text included
+inline constexpr std::size_t max_list_items = std::size_t{1} << 17;    // a list built by '+', '*' or from a string
+inline constexpr std::uint64_t max_render_steps = 100000;              // loop iterations, macro calls, items / 64
+inline constexpr int max_nesting = 200;  // nested expressions and blocks in the source, lists and dicts in values
+
+// Throws unless a list of `items` is within max_list_items.
+inline void check_list_size(std::size_t items) {
+  if (items > max_list_items) {
+    throw TemplateError("the template built a list of more than " + std::to_string(max_list_items) +
+                        " items (a runaway loop?)");
+  }
+}
+
+// Throws unless a string of `bytes` is within max_string_bytes.
+inline void check_string_size(std::size_t bytes) {
+  if (bytes > max_string_bytes) {
+    throw TemplateError("the template built a string of more than " + std::to_string(max_string_bytes >> 20) +
+                        " MiB (a runaway loop?)");
+  }
+}
+
 struct Value;
 struct Dict;
 struct Namespace;
@@ -52,6 +75,7 @@ struct Value {
   std::shared_ptr<const Dict> dict;
   std::shared_ptr<Namespace> ns;
   std::shared_ptr<const Function> fn;
+  int depth = 0;  // lists and dicts nested in this value (at most max_nesting: printing and comparing recurse)
 
   static Value undefined(std::string message) {
     Value v;
@@ -90,6 +114,8 @@ struct Value {
   static Value list(ValueList values, Kind kind = Kind::list) {
     Value v;
     v.kind = kind;
+    for (const Value& item : values) v.depth = std::max(v.depth, item.depth + 1);
+    check_depth(v.depth);
     v.items = std::make_shared<const ValueList>(std::move(values));
     return v;
   }
@@ -101,6 +127,12 @@ struct Value {
   bool is_string() const { return kind == Kind::string; }
   bool is_sequence() const { return kind == Kind::list || kind == Kind::tuple; }
   bool is_numeric() const { return kind == Kind::boolean || kind == Kind::integer || kind == Kind::number; }
+
+  static void check_depth(int depth) {
+    if (depth > max_nesting) {
+      throw TemplateError("lists and dicts nested more than " + std::to_string(max_nesting) + " deep");
+    }
+  }
 };
 
 /// An insertion-ordered dict with string keys (Python dicts keep insertion order; tojson prints them so).
@@ -156,6 +188,8 @@ struct Function {
 inline Value Value::mapping(Dict values) {
   Value v;
   v.kind = Kind::dict;
+  for (const auto& entry : values.entries) v.depth = std::max(v.depth, entry.second.depth + 1);
+  check_depth(v.depth);
   v.dict = std::make_shared<const Dict>(std::move(values));
   return v;
 }
@@ -374,7 +408,7 @@ inline std::string string_repr(const std::string& text) {
   return out;
 }
 
-inline std::string repr(const Value& v);
+inline std::string repr(const Value& v, int depth = 0);
 
 /// Python's str(): what {{ v }} prints (an undefined value prints nothing).
 inline std::string to_str(const Value& v) {
@@ -388,8 +422,13 @@ inline std::string to_str(const Value& v) {
   }
 }
 
-/// Python's repr().
-inline std::string repr(const Value& v) {
+/// Python's repr(). `depth` counts the values around `v`: lists and dicts are bounded when built, but namespaces
+/// are mutable and may hold each other (or themselves), which Python prints as {...} and this engine refuses.
+inline std::string repr(const Value& v, int depth) {
+  if (depth > max_nesting) {
+    throw TemplateError("cannot print a value nested more than " + std::to_string(max_nesting) +
+                        " deep (a namespace holding itself?)");
+  }
   switch (v.kind) {
     case Kind::undefined:
       return "Undefined";
@@ -409,7 +448,7 @@ inline std::string repr(const Value& v) {
       std::string out = tuple ? "(" : "[";
       for (std::size_t k = 0; k < v.items->size(); ++k) {
         if (k) out += ", ";
-        out += repr((*v.items)[k]);
+        out += repr((*v.items)[k], depth + 1);
       }
       if (tuple && v.items->size() == 1) out += ",";
       return out + (tuple ? ")" : "]");
@@ -420,7 +459,7 @@ inline std::string repr(const Value& v) {
       for (const auto& entry : v.dict->entries) {
         if (!first) out += ", ";
         first = false;
-        out += string_repr(entry.first) + ": " + repr(entry.second);
+        out += string_repr(entry.first) + ": " + repr(entry.second, depth + 1);
       }
       return out + "}";
     }
@@ -430,7 +469,7 @@ inline std::string repr(const Value& v) {
       for (const auto& entry : v.ns->attributes.entries) {
         if (!first) out += ", ";
         first = false;
-        out += string_repr(entry.first) + ": " + repr(entry.second);
+        out += string_repr(entry.first) + ": " + repr(entry.second, depth + 1);
       }
       return out + "}>";
     }
@@ -567,8 +606,13 @@ inline ValueList iterate(const Value& v) {
       return keys;
     }
     case Kind::string: {
+      // One value per character: a long string (a {% filter %} body, a repetition) would take gigabytes.
+      check_list_size(v.s.size() / 4);  // UTF-8 takes at most 4 bytes a character
+      const auto code_points = utf8_decode(v.s);
+      check_list_size(code_points.size());
       ValueList chars;
-      for (const char32_t c : utf8_decode(v.s)) {
+      chars.reserve(code_points.size());
+      for (const char32_t c : code_points) {
         std::string one;
         utf8_append(one, c);
         chars.push_back(Value::string(std::move(one)));
@@ -645,7 +689,8 @@ inline std::vector<std::int64_t> slice_positions(std::int64_t size, std::optiona
 // JSON in and out.
 
 /// A JSON document as a template value (objects keep their key order).
-inline Value from_json(const nlohmann::ordered_json& j) {
+inline Value from_json(const nlohmann::ordered_json& j, int depth = 0) {
+  Value::check_depth(depth);  // before recursing into a deeper JSON value
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
       return Value::none();
@@ -665,13 +710,15 @@ inline Value from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       ValueList items;
       items.reserve(j.size());
-      for (const auto& item : j) items.push_back(from_json(item));
+      for (const auto& item : j) items.push_back(from_json(item, depth + 1));
       return Value::list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Dict dict;
       dict.entries.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) dict.entries.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        dict.entries.emplace_back(it.key(), from_json(it.value(), depth + 1));
+      }
       return Value::mapping(std::move(dict));
     }
     default:
@@ -754,6 +801,7 @@ inline void json_escape(std::string& out, const std::string& text, bool ensure_a
 inline void json_dump(std::string& out, const Value& v, const JsonDumpOptions& options, int depth) {
   auto newline = [&](int level) {
     if (!options.indent) return;
+    check_string_size(out.size() + 1 + static_cast<std::size_t>(level) * options.indent->size());
     out += '\n';
     for (int k = 0; k < level; ++k) out += *options.indent;
   };
